@@ -1,0 +1,548 @@
+//! The configuration file: its schema, its defaults, and a loader that reports every problem.
+//!
+//! The file is JSON in the seed's schema, every key optional: a partial file is merged over the
+//! defaults. We walk the parsed JSON ourselves rather than deriving `Deserialize`, because an
+//! operator fixing a config wants *all* of its problems at once, each naming its key, and a
+//! suggestion when a key is a typo of a known one. Serde stops at the first.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Where the daemons and the CLI look for the config when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/sec-tracker/config.json";
+/// The collector's gRPC socket.
+pub const DEFAULT_COLLECTOR_SOCKET: &str = "/run/sec-tracker/collector.sock";
+/// The group whose members may read the event stream.
+pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
+
+/// A value that must never be printed: the server API key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it (the Authorization header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"<redacted>\"")
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub agent: AgentConfig,
+    pub monitoring: MonitoringConfig,
+    pub local_output: LocalOutputConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Empty: server mode not configured.
+    pub url: String,
+    pub api_key: Secret,
+    pub timeout: Duration,
+    pub retry_max: u64,
+    pub batch_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub id: String,
+    pub name: String,
+    pub report_interval: Duration,
+    /// How many recent events collectord keeps for replay.
+    pub buffer_size: u64,
+    pub max_queue_size: u64,
+    pub enable_tls: bool,
+    /// Addition: the collector's socket.
+    pub collector_socket: PathBuf,
+    /// Addition: the group allowed to read the stream (besides root).
+    pub socket_group: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitoringConfig {
+    pub system_info: bool,
+    pub process_monitor: bool,
+    pub file_monitor: bool,
+    pub network_monitor: bool,
+    pub auth_monitor: bool,
+    pub watch_paths: Vec<PathBuf>,
+    pub scan_interval: Duration,
+    /// Addition: command lines longer than this are cut (and marked so).
+    pub max_cmdline_bytes: u64,
+    /// Addition: run the process connector reader at real-time priority (needs CAP_SYS_NICE), so
+    /// that the command line of a process that lives a millisecond is read before it exits.
+    pub realtime_priority: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalOutputConfig {
+    pub json_format: bool,
+    pub one_shot: bool,
+    pub show_timestamp: bool,
+    pub show_colors: bool,
+    pub compact_output: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                url: String::new(),
+                api_key: Secret::default(),
+                timeout: Duration::from_secs(30),
+                retry_max: 3,
+                batch_size: 100,
+            },
+            agent: AgentConfig {
+                id: String::new(),
+                name: String::new(),
+                report_interval: Duration::from_secs(60),
+                buffer_size: 1000,
+                max_queue_size: 10_000,
+                enable_tls: true,
+                collector_socket: PathBuf::from(DEFAULT_COLLECTOR_SOCKET),
+                socket_group: DEFAULT_SOCKET_GROUP.to_owned(),
+            },
+            monitoring: MonitoringConfig {
+                system_info: true,
+                process_monitor: true,
+                file_monitor: true,
+                network_monitor: true,
+                auth_monitor: true,
+                watch_paths: ["/etc", "/usr/bin", "/var/log"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+                scan_interval: Duration::from_secs(5),
+                max_cmdline_bytes: 32 * 1024,
+                realtime_priority: true,
+            },
+            local_output: LocalOutputConfig {
+                json_format: false,
+                one_shot: false,
+                show_timestamp: true,
+                show_colors: true,
+                compact_output: false,
+            },
+        }
+    }
+}
+
+/// One thing wrong with a config file, naming its key (`agent.buffer_size`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid JSON: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("config file {} has {} problem{}:\n{}", path.display(), problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+impl ConfigError {
+    /// Every problem, one per entry (a read or syntax error is one problem).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems.iter().map(|p| p.to_string()).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (a file or a pipe such as `<(echo '{…}')`) merged over the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_json_str(&text).map_err(|e| e.with_path(path))
+    }
+
+    /// Loads `path` when given; otherwise the default path when it exists; otherwise the defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        match path {
+            Some(p) => Ok((Config::load(p)?, Some(p.to_owned()))),
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                if default.exists() {
+                    Ok((Config::load(default)?, Some(default.to_owned())))
+                } else {
+                    Ok((Config::default(), None))
+                }
+            }
+        }
+    }
+
+    /// Parses config text merged over the defaults. Errors carry an empty path.
+    pub fn from_json_str(text: &str) -> Result<Config, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|source| ConfigError::Syntax {
+            path: PathBuf::new(),
+            source,
+        })?;
+        let mut config = Config::default();
+        let mut problems = Vec::new();
+        apply(&value, &mut config, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: PathBuf::new(),
+                problems,
+            })
+        }
+    }
+
+    /// The agent id to report: the configured one, else the host name.
+    pub fn agent_id(&self) -> String {
+        if self.agent.id.is_empty() {
+            hostname_fallback()
+        } else {
+            self.agent.id.clone()
+        }
+    }
+}
+
+fn hostname_fallback() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+impl ConfigError {
+    fn with_path(self, p: &Path) -> ConfigError {
+        match self {
+            ConfigError::Syntax { source, .. } => ConfigError::Syntax {
+                path: p.to_owned(),
+                source,
+            },
+            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+                path: p.to_owned(),
+                problems,
+            },
+            other => other,
+        }
+    }
+}
+
+const SECTIONS: [&str; 4] = ["server", "agent", "monitoring", "local_output"];
+
+fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
+    let Some(top) = value.as_object() else {
+        problems.push(Problem {
+            key: String::new(),
+            message: format!("the top level must be a JSON object, found {}", kind(value)),
+        });
+        return;
+    };
+    for (name, section) in top {
+        if !SECTIONS.contains(&name.as_str()) {
+            problems.push(unknown_key(name, name, &SECTIONS));
+            continue;
+        }
+        let Some(obj) = section.as_object() else {
+            problems.push(Problem {
+                key: name.clone(),
+                message: format!("must be an object, found {}", kind(section)),
+            });
+            continue;
+        };
+        let mut s = Section::new(name, obj, problems);
+        match name.as_str() {
+            "server" => {
+                let v = &mut c.server;
+                s.string("url", &mut v.url);
+                let mut key = String::new();
+                if s.string("api_key", &mut key) {
+                    v.api_key = Secret::new(key);
+                }
+                s.duration("timeout", &mut v.timeout);
+                s.int("retry_max", 0, 1000, &mut v.retry_max);
+                s.int("batch_size", 1, 10_000, &mut v.batch_size);
+            }
+            "agent" => {
+                let v = &mut c.agent;
+                s.string("id", &mut v.id);
+                s.string("name", &mut v.name);
+                s.duration("report_interval", &mut v.report_interval);
+                s.int("buffer_size", 1, 10_000_000, &mut v.buffer_size);
+                s.int("max_queue_size", 1, 100_000_000, &mut v.max_queue_size);
+                s.bool("enable_tls", &mut v.enable_tls);
+                s.path("collector_socket", &mut v.collector_socket);
+                s.string("socket_group", &mut v.socket_group);
+            }
+            "monitoring" => {
+                let v = &mut c.monitoring;
+                s.bool("system_info", &mut v.system_info);
+                s.bool("process_monitor", &mut v.process_monitor);
+                s.bool("file_monitor", &mut v.file_monitor);
+                s.bool("network_monitor", &mut v.network_monitor);
+                s.bool("auth_monitor", &mut v.auth_monitor);
+                s.path_list("watch_paths", &mut v.watch_paths);
+                s.duration("scan_interval", &mut v.scan_interval);
+                s.int("max_cmdline_bytes", 256, 16 * 1024 * 1024, &mut v.max_cmdline_bytes);
+                s.bool("realtime_priority", &mut v.realtime_priority);
+            }
+            _ => {
+                let v = &mut c.local_output;
+                s.bool("json_format", &mut v.json_format);
+                s.bool("one_shot", &mut v.one_shot);
+                s.bool("show_timestamp", &mut v.show_timestamp);
+                s.bool("show_colors", &mut v.show_colors);
+                s.bool("compact_output", &mut v.compact_output);
+            }
+        }
+        s.finish();
+    }
+    check_cross_field(c, top, problems);
+}
+
+/// Rules that involve more than one key.
+fn check_cross_field(c: &Config, top: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    let url = c.server.url.trim();
+    if !url.is_empty() {
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("http://") {
+            if c.agent.enable_tls {
+                problems.push(Problem {
+                    key: "server.url".into(),
+                    message: format!(
+                        "{url:?} is plain http; use https, or set agent.enable_tls to false to allow it"
+                    ),
+                });
+            }
+        } else if !lower.starts_with("https://") {
+            problems.push(Problem {
+                key: "server.url".into(),
+                message: format!("{url:?} must start with https://"),
+            });
+        } else if url.len() <= "https://".len() {
+            problems.push(Problem {
+                key: "server.url".into(),
+                message: "has no host".into(),
+            });
+        }
+    }
+    // The CLI and the collector work without a server; only complain about a missing key when
+    // the file sets a server at all.
+    let server_given = top.get("server").and_then(Value::as_object).is_some();
+    if server_given && !url.is_empty() && c.server.api_key.is_empty() {
+        problems.push(Problem {
+            key: "server.api_key".into(),
+            message: "is empty but server.url is set; the server will refuse unauthenticated data"
+                .into(),
+        });
+    }
+}
+
+struct Section<'a> {
+    name: &'a str,
+    obj: &'a Map<String, Value>,
+    known: Vec<&'static str>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl<'a> Section<'a> {
+    fn new(name: &'a str, obj: &'a Map<String, Value>, problems: &'a mut Vec<Problem>) -> Self {
+        Section {
+            name,
+            obj,
+            known: Vec::new(),
+            problems,
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.known.push(key);
+        self.obj.get(key)
+    }
+
+    fn problem(&mut self, key: &str, message: String) {
+        self.problems.push(Problem {
+            key: format!("{}.{}", self.name, key),
+            message,
+        });
+    }
+
+    fn expected(&mut self, key: &str, what: &str, found: &Value) {
+        self.problem(key, format!("expected {what}, found {}", kind(found)));
+    }
+
+    fn bool(&mut self, key: &'static str, target: &mut bool) {
+        match self.get(key) {
+            None => {}
+            Some(Value::Bool(b)) => *target = *b,
+            Some(v) => self.expected(key, "true or false", v),
+        }
+    }
+
+    fn string(&mut self, key: &'static str, target: &mut String) -> bool {
+        match self.get(key) {
+            None => false,
+            Some(Value::String(s)) => {
+                target.clone_from(s);
+                true
+            }
+            Some(v) => {
+                self.expected(key, "a string", v);
+                false
+            }
+        }
+    }
+
+    fn path(&mut self, key: &'static str, target: &mut PathBuf) {
+        let mut s = String::new();
+        if self.string(key, &mut s) {
+            if s.is_empty() {
+                self.problem(key, "must not be empty".into());
+            } else {
+                *target = PathBuf::from(s);
+            }
+        }
+    }
+
+    fn int(&mut self, key: &'static str, min: u64, max: u64, target: &mut u64) {
+        match self.get(key) {
+            None => {}
+            Some(v @ Value::Number(n)) => match n.as_u64() {
+                Some(x) if (min..=max).contains(&x) => *target = x,
+                Some(x) => self.problem(key, format!("must be between {min} and {max}, got {x}")),
+                None => self.expected(key, "a whole number", v),
+            },
+            Some(v) => self.expected(key, "a whole number", v),
+        }
+    }
+
+    fn duration(&mut self, key: &'static str, target: &mut Duration) {
+        match self.get(key) {
+            None => {}
+            Some(Value::String(s)) => match parse_duration(s) {
+                Ok(d) => *target = d,
+                Err(msg) => self.problem(key, msg),
+            },
+            Some(v) => self.expected(key, "a duration string such as \"30s\" or \"5m\"", v),
+        }
+    }
+
+    fn path_list(&mut self, key: &'static str, target: &mut Vec<PathBuf>) {
+        match self.get(key) {
+            None => {}
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) if s.starts_with('/') => out.push(PathBuf::from(s)),
+                        Value::String(s) => {
+                            self.problem(&format!("{key}[{i}]"), format!("{s:?} is not an absolute path"))
+                        }
+                        v => self.expected(&format!("{key}[{i}]"), "a path string", v),
+                    }
+                }
+                *target = out;
+            }
+            Some(v) => self.expected(key, "a list of paths", v),
+        }
+    }
+
+    /// Reports every key of the section that no getter asked for.
+    fn finish(self) {
+        let known: BTreeSet<&str> = self.known.iter().copied().collect();
+        for key in self.obj.keys() {
+            if !known.contains(key.as_str()) {
+                let candidates: Vec<&str> = known.iter().copied().collect();
+                self.problems
+                    .push(unknown_key(&format!("{}.{}", self.name, key), key, &candidates));
+            }
+        }
+    }
+}
+
+fn unknown_key(full: &str, key: &str, candidates: &[&str]) -> Problem {
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(key, c), *c))
+        .min();
+    let message = match best {
+        Some((d, c)) if d <= 2 || (d <= 3 && key.len() > 8) => {
+            format!("unknown key; did you mean \"{c}\"?")
+        }
+        _ => format!("unknown key; known keys here: {}", candidates.join(", ")),
+    };
+    Problem {
+        key: full.to_owned(),
+        message,
+    }
+}
+
+/// Parses `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`. Zero is refused: every duration here is an
+/// interval or a timeout, and zero would spin or never wait.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d.is_zero() => Err(format!("{s:?} is zero; give a positive duration")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "{s:?} is not a duration ({e}); use a number with a unit, e.g. \"30s\", \"5m\", \"1h\""
+        )),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;
