@@ -1,0 +1,161 @@
+//! Process monitor: exec and exit of every process, and uid/gid changes, from the kernel process
+//! connector; `/proc` polling only where the connector cannot be opened, and it says so.
+//!
+//! The connector is read on a dedicated thread — at real-time priority when allowed — that reads
+//! `/proc/<pid>` the moment an exec arrives and publishes straight into the hub. Receive-buffer
+//! overruns (the kernel dropping messages) are counted and announced, never silent.
+
+mod connector;
+mod poll;
+pub mod proc_reader;
+mod tracker;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::time::{clock_gettime, ClockId};
+use sec_tracker_proto::v1::Severity;
+
+use super::{Monitor, MonitorContext, MonitorFuture};
+use connector::{Connector, ProcEvent, Recv};
+use tracker::Tracker;
+
+pub use connector::parse_datagram;
+
+pub const NAME: &str = "process_monitor";
+/// SCHED_FIFO priority of the reader: above every normal task, well below kernel threads.
+const READER_PRIORITY: i32 = 10;
+
+pub struct ProcessMonitor;
+
+impl Monitor for ProcessMonitor {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
+        Box::pin(async move {
+            match Connector::open(Duration::from_millis(200)) {
+                Ok(conn) => {
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                    let thread_ctx = ctx.clone();
+                    std::thread::Builder::new()
+                        .name("proc-connector".into())
+                        .spawn(move || {
+                            let r = read_connector(conn, &thread_ctx);
+                            let _ = done_tx.send(r);
+                        })?;
+                    done_rx.await.unwrap_or(Ok(()))
+                }
+                Err(e) => {
+                    let why = format!(
+                        "process connector unavailable ({e}); polling /proc every {}: processes shorter than that are missed",
+                        humantime::format_duration(ctx.config.monitoring.scan_interval)
+                    );
+                    tracing::warn!("{why}");
+                    ctx.health.set_state("fallback", why.clone());
+                    ctx.notice("monitor_fallback", Severity::Warning, 0, why);
+                    poll::run(ctx).await
+                }
+            }
+        })
+    }
+}
+
+/// Converts the connector's CLOCK_MONOTONIC timestamps to UTC.
+struct Clock {
+    offset_ns: i64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let ns = |id| clock_gettime(id).map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec()).unwrap_or(0);
+        Clock {
+            offset_ns: ns(ClockId::CLOCK_REALTIME) - ns(ClockId::CLOCK_MONOTONIC),
+        }
+    }
+    fn utc(&self, mono_ns: u64) -> i64 {
+        mono_ns as i64 + self.offset_ns
+    }
+}
+
+fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<()> {
+    if ctx.config.monitoring.realtime_priority {
+        match crate::kernel::set_thread_realtime(READER_PRIORITY) {
+            Ok(()) => tracing::info!("process connector reader runs at real-time priority"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot raise the process connector reader to real-time priority (needs CAP_SYS_NICE); \
+                 command lines of the shortest-lived processes may be missed"
+            ),
+        }
+    }
+    let clock = Clock::new();
+    let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
+    let mut tracker = Tracker::new(max_cmdline);
+    tracker.seed_from_proc();
+    ctx.health.set_state("running", "kernel process connector");
+    tracing::info!("process monitor: kernel process connector subscribed");
+
+    let mut events = Vec::with_capacity(64);
+    let mut overruns_unreported = 0u64;
+    let mut last_notice = Instant::now() - Duration::from_secs(60);
+    while !ctx.shutdown.is_cancelled() {
+        match conn.recv()? {
+            Recv::Timeout => {}
+            Recv::Overrun => {
+                ctx.health.lost.fetch_add(1, Ordering::Relaxed);
+                overruns_unreported += 1;
+            }
+            Recv::Data(n) => {
+                events.clear();
+                let malformed = parse_datagram(conn.data(n), &mut events);
+                if malformed > 0 {
+                    ctx.health.errors.fetch_add(malformed as u64, Ordering::Relaxed);
+                }
+                for ev in events.drain(..) {
+                    handle(ev, &mut tracker, ctx, &clock)?;
+                }
+            }
+        }
+        // Loss is announced at most once a second, with the count since the last notice.
+        if overruns_unreported > 0 && last_notice.elapsed() >= Duration::from_secs(1) {
+            let msg = format!(
+                "kernel dropped process events: the connector receive buffer overflowed {overruns_unreported} time(s)"
+            );
+            tracing::warn!("{msg}");
+            ctx.notice("events_lost", Severity::Warning, overruns_unreported, msg);
+            overruns_unreported = 0;
+            last_notice = Instant::now();
+        }
+    }
+    ctx.health.set_state("stopped", "");
+    Ok(())
+}
+
+fn handle(ev: ProcEvent, tracker: &mut Tracker, ctx: &MonitorContext, clock: &Clock) -> anyhow::Result<()> {
+    match ev {
+        ProcEvent::Ack { err } if err != 0 => {
+            anyhow::bail!("the kernel refused the process connector subscription (error {err})")
+        }
+        ProcEvent::Fork { parent_tgid, child_pid, child_tgid, ts_ns } if child_pid == child_tgid => {
+            tracker.fork(parent_tgid, child_tgid, clock.utc(ts_ns));
+        }
+        ProcEvent::Exec { tgid, ts_ns, .. } => {
+            ctx.emit(tracker.exec(tgid, clock.utc(ts_ns)));
+        }
+        // Threads exit (and change ids under glibc's setxid broadcast) one by one; report the
+        // process once, through its main thread.
+        ProcEvent::Exit { pid, tgid, exit_code, ts_ns, .. } if pid == tgid => {
+            ctx.emit(tracker.exit(tgid, Some(exit_code), clock.utc(ts_ns)));
+        }
+        ProcEvent::Uid { pid, tgid, ruid, euid, ts_ns } if pid == tgid => {
+            ctx.emit(tracker.uid_change(tgid, ruid, euid, clock.utc(ts_ns)));
+        }
+        ProcEvent::Gid { pid, tgid, rgid, egid, ts_ns } if pid == tgid => {
+            ctx.emit(tracker.gid_change(tgid, rgid, egid, clock.utc(ts_ns)));
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Reads what the connector does not carry from `/proc/<pid>`, as fast as possible after the
+//! exec: a process that lives for a millisecond is gone (or a zombie with no command line) by
+//! the time a slow reader gets to it. The parsers are pure functions over the file contents.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    pub ppid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub zombie: bool,
+}
+
+/// Parses the fields we use from `/proc/<pid>/status`. Missing fields stay 0 / empty; the
+/// result is None only when the text has no `Name:` (not a status file).
+pub fn parse_status(text: &[u8]) -> Option<Status> {
+    let mut s = Status::default();
+    let mut has_name = false;
+    for line in text.split(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (key, value) = (&line[..colon], &line[colon + 1..]);
+        let value = trim(value);
+        match key {
+            b"Name" => {
+                s.name = String::from_utf8_lossy(value).into_owned();
+                has_name = true;
+            }
+            b"State" => s.zombie = value.first() == Some(&b'Z') || value.first() == Some(&b'X'),
+            b"PPid" => s.ppid = parse_u32(value).unwrap_or(0),
+            b"Uid" => {
+                let mut it = value.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                s.uid = it.next().and_then(parse_u32).unwrap_or(0);
+                s.euid = it.next().and_then(parse_u32).unwrap_or(0);
+            }
+            b"Gid" => {
+                let mut it = value.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                s.gid = it.next().and_then(parse_u32).unwrap_or(0);
+                s.egid = it.next().and_then(parse_u32).unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    has_name.then_some(s)
+}
+
+/// Splits `/proc/<pid>/cmdline` into arguments. A process that rewrote its title
+/// (setproctitle) may have no NULs: then it is one argument.
+pub fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// What we could read of a process.
+#[derive(Debug, Default, Clone)]
+pub struct Details {
+    pub argv: Vec<Vec<u8>>,
+    pub argv_truncated: bool,
+    pub status: Option<Status>,
+    pub exe: Vec<u8>,
+    pub cwd: Vec<u8>,
+}
+
+impl Details {
+    /// True when the process was gone (or already a zombie) before its command line was read.
+    pub fn missing(&self) -> bool {
+        self.status.is_none() || (self.argv.is_empty() && self.status.as_ref().is_some_and(|s| s.zombie))
+    }
+}
+
+/// A reader with reusable buffers: the exec path allocates only for the results.
+pub struct ProcReader {
+    max_cmdline: usize,
+    buf: Vec<u8>,
+}
+
+impl ProcReader {
+    pub fn new(max_cmdline: usize) -> ProcReader {
+        ProcReader {
+            max_cmdline,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Reads cmdline first (the most perishable), then status, exe and cwd.
+    pub fn read(&mut self, pid: u32) -> Details {
+        let mut d = Details::default();
+        let base = PathBuf::from(format!("/proc/{pid}"));
+        if self.read_file(&base.join("cmdline"), self.max_cmdline + 1).is_ok() {
+            d.argv_truncated = self.buf.len() > self.max_cmdline;
+            self.buf.truncate(self.max_cmdline);
+            d.argv = split_cmdline(&self.buf);
+        }
+        if self.read_file(&base.join("status"), 64 * 1024).is_ok() {
+            d.status = parse_status(&self.buf);
+        }
+        d.exe = read_link(&base.join("exe"));
+        d.cwd = read_link(&base.join("cwd"));
+        d
+    }
+
+    /// Only the short name, for parents and processes seen at start.
+    pub fn comm(&mut self, pid: u32) -> Option<String> {
+        self.read_file(&PathBuf::from(format!("/proc/{pid}/comm")), 64).ok()?;
+        Some(String::from_utf8_lossy(trim(&self.buf)).into_owned())
+    }
+
+    fn read_file(&mut self, path: &std::path::Path, limit: usize) -> std::io::Result<()> {
+        self.buf.clear();
+        let f = File::open(path)?;
+        f.take(limit as u64).read_to_end(&mut self.buf)?;
+        Ok(())
+    }
+}
+
+fn read_link(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read_link(path)
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &[u8] = b"Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1234\nPPid:\t1000\nTracerPid:\t0\nUid:\t1000\t0\t0\t0\nGid:\t100\t101\t100\t100\nFDSize:\t256\n";
+
+    #[test]
+    fn status_fields() {
+        let s = parse_status(STATUS).unwrap();
+        assert_eq!(
+            s,
+            Status { name: "bash".into(), ppid: 1000, uid: 1000, euid: 0, gid: 100, egid: 101, zombie: false }
+        );
+        let z = parse_status(b"Name:\tx\nState:\tZ (zombie)\n").unwrap();
+        assert!(z.zombie);
+        assert_eq!(parse_status(b"garbage\n\xff\xfe"), None);
+        assert_eq!(parse_status(b""), None);
+    }
+
+    #[test]
+    fn cmdline_split() {
+        assert_eq!(split_cmdline(b"ls\0-l\0/tmp\0"), vec![b"ls".to_vec(), b"-l".to_vec(), b"/tmp".to_vec()]);
+        assert_eq!(split_cmdline(b"nginx: worker process"), vec![b"nginx: worker process".to_vec()]);
+        assert_eq!(split_cmdline(b"a\0\0b\0"), vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]);
+        assert!(split_cmdline(b"").is_empty());
+    }
+
+    #[test]
+    fn reads_itself() {
+        let mut r = ProcReader::new(4096);
+        let d = r.read(std::process::id());
+        assert!(!d.missing());
+        assert!(!d.argv.is_empty());
+        assert_eq!(d.status.unwrap().ppid, nix::unistd::getppid().as_raw() as u32);
+        assert_eq!(d.exe, std::env::current_exe().unwrap().as_os_str().as_bytes());
+    }
+
+    #[test]
+    fn long_cmdline_is_cut_and_marked() {
+        let mut r = ProcReader::new(256);
+        let long = "y".repeat(10_000);
+        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; :", "sh", &long]).spawn().unwrap();
+        // spawn() returns once exec has closed the CLOEXEC pipe, a moment before the kernel has
+        // set up the new argument area: wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut d = r.read(child.id());
+        while d.argv.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            d = r.read(child.id());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(d.argv_truncated, "{d:?}");
+        assert_eq!(d.argv.iter().map(|a| a.len() + 1).sum::<usize>() - 1, 256);
+    }
+
+    #[test]
+    fn a_vanished_process_is_missing() {
+        let mut r = ProcReader::new(4096);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(r.read(pid).missing());
+    }
+}

@@ -1,0 +1,60 @@
+//! The collector's Unix socket: a stale one is removed (a live one is not: a second collectord
+//! refuses to start), the new one is created 0660 and given to the socket group.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{chown, Gid};
+use tokio::net::UnixListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("another collector is already serving {0}")]
+    InUse(String),
+    #[error("{0} exists and is not a socket; refusing to remove it")]
+    NotASocket(String),
+    #[error("cannot prepare socket {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub fn bind(path: &Path, group: Option<Gid>) -> Result<UnixListener, SocketError> {
+    let shown = path.display().to_string();
+    let io_err = |source| SocketError::Io { path: shown.clone(), source };
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io_err)?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(SocketError::InUse(shown));
+            }
+            std::fs::remove_file(path).map_err(io_err)?;
+            tracing::info!(socket = %shown, "removed a stale socket");
+        }
+        Ok(_) => return Err(SocketError::NotASocket(shown)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    // Created 0660 from the start, so no other user can connect in the window before chmod.
+    let old = umask(Mode::from_bits_truncate(0o117));
+    let listener = UnixListener::bind(path);
+    umask(old);
+    let listener = listener.map_err(io_err)?;
+    if let Some(gid) = group {
+        // Not fatal: without it only root can connect, which is safe, and the log says why.
+        if let Err(e) = chown(path, None, Some(gid)) {
+            tracing::warn!(socket = %shown, error = %e, "cannot give the socket to its group; only root can read the stream");
+        }
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
+    Ok(listener)
+}
