@@ -22,4 +22,7 @@ pub mod severity;
 pub mod socket;
 pub mod users;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use collector::Collector;

@@ -1,0 +1,88 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sec-trackerctl",
+    version,
+    about = "Watch sec-tracker's security events and system state, and check the agent",
+    long_about = "Watch sec-tracker's security events and system state, and check the agent.\n\n\
+        watch and snapshot read from a running collectord when its socket is there, and otherwise \
+        run the collector in-process (standalone local mode; root gives the full process monitor).",
+    after_help = "Seed equivalents: -local → watch, -local -oneshot → snapshot, -json → --json, \
+        -config → --config, -config-check → config-check, -version → version"
+)]
+pub struct Cli {
+    /// collectord's socket [default: agent.collector_socket, /run/sec-tracker/collector.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Config file (JSON) [default: /etc/sec-tracker/config.json when it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Continuous monitoring: system information, then every event as it happens
+    Watch(WatchArgs),
+    /// One-shot system scan (the seed's -local -oneshot)
+    Snapshot(SnapshotArgs),
+    /// Is collectord running, and how are its monitors doing
+    Status(StatusArgs),
+    /// Check a config file; lists every problem and exits non-zero when there is one
+    ConfigCheck,
+    /// Print the version
+    Version,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// One JSON object per line (JSONL)
+    #[arg(long)]
+    pub json: bool,
+    /// One line per event
+    #[arg(long)]
+    pub compact: bool,
+    /// No colours (also: NO_COLOR, or output that is not a terminal)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only these event types (comma-separated): process, file, auth, network, system
+    #[arg(long = "type", value_delimiter = ',', value_name = "TYPES")]
+    pub types: Vec<String>,
+    /// Only events at or above this severity: info, warning, critical
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub min_severity: String,
+    /// Run the collector in-process even when collectord is running
+    #[arg(long)]
+    pub standalone: bool,
+    /// Start with the events collectord still holds, not only new ones
+    #[arg(long)]
+    pub replay: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Collect in-process even when collectord is running
+    #[arg(long)]
+    pub standalone: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,46 @@
+//! `config-check`: every problem of a config file, or a summary of what it sets.
+
+use std::path::Path;
+
+use sec_tracker_proto::config::DEFAULT_CONFIG_PATH;
+use sec_tracker_proto::Config;
+
+/// Returns the process exit code: 0 valid, 1 invalid.
+pub fn run(path: Option<&Path>) -> u8 {
+    let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    match Config::load(path) {
+        Ok(c) => {
+            println!("{}: valid", path.display());
+            let m = &c.monitoring;
+            let on: Vec<&str> = [
+                ("system_info", m.system_info),
+                ("process_monitor", m.process_monitor),
+                ("file_monitor", m.file_monitor),
+                ("network_monitor", m.network_monitor),
+                ("auth_monitor", m.auth_monitor),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
+            println!("  agent id:      {}", c.agent_id());
+            println!(
+                "  server:        {}",
+                if c.server.url.is_empty() { "(none: local mode only)".to_owned() } else { c.server.url.clone() }
+            );
+            println!("  api key:       {}", if c.server.api_key.is_empty() { "(not set)" } else { "set (not shown)" });
+            println!("  monitors:      {}", on.join(", "));
+            println!(
+                "  watch paths:   {}",
+                m.watch_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            println!("  scan interval: {}", humantime::format_duration(m.scan_interval));
+            println!("  buffer size:   {} events", c.agent.buffer_size);
+            0
+        }
+        Err(e) => {
+            eprintln!("sec-trackerctl: {e}");
+            1
+        }
+    }
+}

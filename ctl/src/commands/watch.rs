@@ -1,0 +1,121 @@
+//! `watch`: continuous monitoring. System information first, then every event as it happens.
+//! Against a daemon it follows collectord across restarts, resuming where it stopped and saying
+//! what it missed.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use futures_util::StreamExt;
+use sec_tracker_proto::json::{parse_severity, parse_type, type_name};
+use sec_tracker_proto::v1::subscribe_response::Item;
+use sec_tracker_proto::v1::{EventType, SubscribeRequest};
+
+use crate::cli::{SnapshotArgs, WatchArgs};
+use crate::commands::{snapshot, Context};
+use crate::render::Printer;
+use crate::source::Source;
+
+pub async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
+    if ctx.config.local_output.one_shot {
+        let snap = SnapshotArgs { output: args.output.clone(), standalone: args.standalone };
+        return snapshot::run(ctx, &snap).await;
+    }
+    let types = parse_types(&args.types)?;
+    let Some(min_severity) = parse_severity(&args.min_severity) else {
+        bail!("unknown severity {:?}; use info, warning or critical", args.min_severity);
+    };
+    let style = ctx.style(&args.output);
+    let mut source = Source::open(&ctx.config, ctx.config_path.clone(), &ctx.socket, args.standalone).await?;
+    if !style.json {
+        eprintln!("Starting Security Tracker Agent in LOCAL mode...");
+        eprintln!("Agent ID: {}", ctx.config.agent_id());
+        eprintln!("Output Format: {}", if style.compact { "Compact" } else { "Human-readable" });
+        eprintln!("Mode: Continuous");
+        match &source {
+            Source::Daemon(_) => eprintln!("Source: collectord at {}", ctx.socket.display()),
+            Source::InProcess(_) => eprintln!("Source: in-process collector"),
+        }
+        eprintln!("\n=== CONTINUOUS MONITORING ===\nPress Ctrl+C to stop...\n");
+    }
+    let mut printer = Printer::new(std::io::stdout().lock(), style);
+    let wants_system = types.is_empty() || types.contains(&(EventType::System as i32));
+    // In-process, the system monitor's first report is in the replay; a daemon's may be an
+    // interval old, so take a fresh one.
+    let replay = args.replay || !source.is_daemon();
+    if source.is_daemon() && wants_system && !args.replay {
+        let info = source.snapshot().await?;
+        let mut e = collectord::monitors::system_info::system_event(info);
+        e.seq = 0;
+        printer.event(&e)?;
+    }
+    let mut resume = SubscribeRequest {
+        replay,
+        types: types.clone(),
+        min_severity: min_severity as i32,
+        ..Default::default()
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let mut stream = source.subscribe(resume.clone()).await?;
+        let ended = loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return Ok(()),
+                item = stream.next() => match item {
+                    None => break "collectord closed the stream".to_owned(),
+                    Some(Err(e)) => break format!("{e:#}"),
+                    Some(Ok(r)) => match r.item {
+                        Some(Item::Hello(h)) => resume.stream_id = h.stream_id,
+                        Some(Item::Event(e)) => {
+                            resume.after_seq = e.seq;
+                            printer.event(&e)?;
+                        }
+                        Some(Item::Gap(g)) => {
+                            resume.after_seq = resume.after_seq.max(g.last_missed_seq);
+                            printer.gap(&g)?;
+                        }
+                        None => {}
+                    },
+                },
+            }
+        };
+        if !source.is_daemon() {
+            bail!("the in-process collector stopped: {ended}");
+        }
+        eprintln!("sec-trackerctl: {ended}; reconnecting to {} …", ctx.socket.display());
+        source = reconnect(ctx, &mut ctrl_c).await?;
+        // Resume after the last event we printed; the collector reports what is gone.
+        resume.replay = false;
+    }
+}
+
+async fn reconnect(ctx: &Context, ctrl_c: &mut std::pin::Pin<&mut impl std::future::Future>) -> anyhow::Result<Source> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if let Ok(client) = crate::source::connect(&ctx.socket).await {
+            eprintln!("sec-trackerctl: reconnected");
+            return Ok(Source::Daemon(client));
+        }
+        tokio::select! {
+            _ = ctrl_c.as_mut() => std::process::exit(0),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn parse_types(names: &[String]) -> anyhow::Result<Vec<i32>> {
+    names
+        .iter()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| match parse_type(n) {
+            Some(t) => Ok(t as i32),
+            None => bail!(
+                "unknown event type {n:?}; use {}",
+                [EventType::Process, EventType::File, EventType::Auth, EventType::Network, EventType::System]
+                    .map(type_name)
+                    .join(", ")
+            ),
+        })
+        .collect()
+}

@@ -1,0 +1,86 @@
+//! `sec-trackerctl`: the operator's client for sec-tracker.
+//!
+//! `watch` streams events (human, compact or JSON lines), `snapshot` prints system information
+//! once, `status` reports on collectord, `config-check` validates a config file. Both `watch`
+//! and `snapshot` work without any daemon: when collectord's socket is absent they run the
+//! collector library in-process.
+
+mod cli;
+mod commands;
+mod render;
+mod source;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sec_tracker_proto::Config;
+
+use cli::{Cli, Command};
+use commands::Context;
+
+/// Bad config file, as collectord (EX_USAGE).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+
+    match &cli.command {
+        Command::Version => {
+            println!("sec-trackerctl {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::ConfigCheck => return ExitCode::from(commands::config_check::run(cli.config.as_deref())),
+        _ => {}
+    }
+    let (config, config_path) = match Config::load_or_default(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sec-trackerctl: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let socket = cli.socket.clone().unwrap_or_else(|| config.agent.collector_socket.clone());
+    let ctx = Context { config, config_path, socket };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sec-trackerctl: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Watch(a) => commands::watch::run(&ctx, a).await.map(|()| 0),
+            Command::Snapshot(a) => commands::snapshot::run(&ctx, a).await.map(|()| 0),
+            Command::Status(a) => commands::status::run(&ctx, a).await,
+            Command::ConfigCheck | Command::Version => Ok(0),
+        }
+    });
+    // Don't wait for the in-process monitors' blocking reads on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sec-trackerctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sec-trackerctl watch | head` ends quietly when head exits.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
