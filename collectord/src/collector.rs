@@ -37,14 +37,21 @@ pub struct Collector {
 
 impl Collector {
     /// Starts every enabled monitor. Must be called inside a tokio runtime.
-    pub fn start(config: Config, config_path: Option<PathBuf>, socket_path: Option<PathBuf>) -> Arc<Collector> {
+    pub fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        socket_path: Option<PathBuf>,
+    ) -> Arc<Collector> {
         let config = Arc::new(config);
         let hub = Hub::new(config.agent.buffer_size as usize);
         let sampler = Arc::new(Mutex::new(SystemSampler::new()));
         let shutdown = CancellationToken::new();
         let m = &config.monitoring;
         let monitors: Vec<(Box<dyn Monitor>, bool)> = vec![
-            (Box::new(SystemInfoMonitor::new(Arc::clone(&sampler))), m.system_info),
+            (
+                Box::new(SystemInfoMonitor::new(Arc::clone(&sampler))),
+                m.system_info,
+            ),
             (Box::new(ProcessMonitor), m.process_monitor),
         ];
         let mut tasks = JoinSet::new();
@@ -156,7 +163,10 @@ impl Collector {
     pub async fn stop(&self, timeout: Duration) {
         self.shutdown.cancel();
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        let drained = tokio::time::timeout(timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!("monitors did not stop within {timeout:?}; abandoning them");
             tasks.abort_all();

@@ -183,12 +183,7 @@ impl Hub {
     }
 }
 
-async fn forward(
-    hub: &Hub,
-    attach: Attach,
-    filter: &Filter,
-    tx: &mpsc::Sender<SubscribeResponse>,
-) {
+async fn forward(hub: &Hub, attach: Attach, filter: &Filter, tx: &mpsc::Sender<SubscribeResponse>) {
     let Attach {
         hello,
         gap,
@@ -223,7 +218,10 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 hub.skipped.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(skipped = n, "a subscriber read too slowly and was skipped ahead");
+                tracing::warn!(
+                    skipped = n,
+                    "a subscriber read too slowly and was skipped ahead"
+                );
                 let gap = Gap {
                     reason: GapReason::SlowSubscriber as i32,
                     missed: n,

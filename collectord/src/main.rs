@@ -20,7 +20,11 @@ const EXIT_BAD_CONFIG: u8 = 64;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
-#[command(name = "collectord", version, about = "sec-tracker collector: watches the host and serves the event stream")]
+#[command(
+    name = "collectord",
+    version,
+    about = "sec-tracker collector: watches the host and serves the event stream"
+)]
 struct Args {
     /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
     #[arg(long, value_name = "PATH")]
@@ -62,13 +66,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, config_path: Option<PathBuf>, socket_flag: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    socket_flag: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let socket_path = socket_flag.unwrap_or_else(|| config.agent.collector_socket.clone());
     let policy = PeerPolicy::new(&config.agent.socket_group);
     if policy.group_gid().is_none() {
         tracing::warn!(group = %config.agent.socket_group, "socket group does not exist: only root may read the stream");
     }
-    let listener = socket::bind(&socket_path, policy.group_gid()).context("binding the collector socket")?;
+    let listener =
+        socket::bind(&socket_path, policy.group_gid()).context("binding the collector socket")?;
     let collector = Collector::start(config, config_path, Some(socket_path.clone()));
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 
@@ -79,7 +88,9 @@ async fn run(config: Config, config_path: Option<PathBuf>, socket_flag: Option<P
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(server::service(std::sync::Arc::clone(&collector), policy))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move { stopping.cancelled().await }),
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+                stopping.cancelled().await
+            }),
     );
     // Readiness for systemd Type=notify; a no-op elsewhere.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

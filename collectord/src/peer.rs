@@ -42,17 +42,22 @@ impl PeerPolicy {
             if cred.gid() == *gid || cred.pid().is_some_and(|pid| process_in_group(pid, *gid)) {
                 return Ok(());
             }
-            return Err(format!("uid {uid} (pid {:?}) is not root and not in group {name}", cred.pid()));
+            return Err(format!(
+                "uid {uid} (pid {:?}) is not root and not in group {name}",
+                cred.pid()
+            ));
         }
         Err(format!("uid {uid} (pid {:?}) is not root", cred.pid()))
     }
-
 }
 
 /// Runs in front of every call of the service.
 impl tonic::service::Interceptor for PeerPolicy {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let cred = req.extensions().get::<UdsConnectInfo>().and_then(|i| i.peer_cred.as_ref());
+        let cred = req
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|i| i.peer_cred.as_ref());
         match self.check(cred) {
             Ok(()) => Ok(req),
             Err(why) => {

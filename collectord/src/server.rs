@@ -6,7 +6,8 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 use sec_tracker_proto::v1::collector_server::{Collector as CollectorApi, CollectorServer};
 use sec_tracker_proto::v1::{
-    CollectorStatus, SnapshotRequest, StatusRequest, SubscribeRequest, SubscribeResponse, SystemInfo,
+    CollectorStatus, SnapshotRequest, StatusRequest, SubscribeRequest, SubscribeResponse,
+    SystemInfo,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
@@ -19,26 +20,38 @@ pub struct CollectorService {
 }
 
 /// The service with peer authorisation in front of every call.
-pub fn service(collector: Arc<Collector>, policy: PeerPolicy) -> InterceptedService<CollectorServer<CollectorService>, PeerPolicy> {
+pub fn service(
+    collector: Arc<Collector>,
+    policy: PeerPolicy,
+) -> InterceptedService<CollectorServer<CollectorService>, PeerPolicy> {
     CollectorServer::with_interceptor(CollectorService { collector }, policy)
 }
 
 #[tonic::async_trait]
 impl CollectorApi for CollectorService {
-    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SystemInfo>, Status> {
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<SystemInfo>, Status> {
         Ok(Response::new(self.collector.snapshot().await))
     }
 
     type SubscribeStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
 
-    async fn subscribe(&self, req: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+    async fn subscribe(
+        &self,
+        req: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let stream = self.collector.hub().subscribe(req.into_inner());
         let stop = self.collector.shutdown_token().cancelled_owned();
         let stream = stream.map(Ok).take_until(stop);
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<CollectorStatus>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<CollectorStatus>, Status> {
         Ok(Response::new(self.collector.status()))
     }
 }

@@ -9,7 +9,19 @@ use sec_tracker_proto::v1::Severity;
 const SCRATCH_DIRS: &[&[u8]] = &[b"/tmp/", b"/var/tmp/", b"/dev/shm/"];
 
 /// Programs whose job is to become root when the user is allowed to.
-const PRIVILEGE_TOOLS: &[&str] = &["sudo", "su", "sudoedit", "pkexec", "doas", "newgrp", "sg", "login", "sshd", "runuser", "polkit-agent-helper-1"];
+const PRIVILEGE_TOOLS: &[&str] = &[
+    "sudo",
+    "su",
+    "sudoedit",
+    "pkexec",
+    "doas",
+    "newgrp",
+    "sg",
+    "login",
+    "sshd",
+    "runuser",
+    "polkit-agent-helper-1",
+];
 
 pub fn exec(exe: &[u8]) -> Severity {
     if SCRATCH_DIRS.iter().any(|d| exe.starts_with(d)) {
@@ -21,7 +33,13 @@ pub fn exec(exe: &[u8]) -> Severity {
 
 /// A uid change. `exe_setuid_root`: the process's executable is setuid and owned by root, so
 /// becoming root is its designed behaviour (passwd, mount, …).
-pub fn uid_change(old_uid: Option<u32>, new_uid: u32, new_euid: u32, name: &str, exe_setuid_root: bool) -> Severity {
+pub fn uid_change(
+    old_uid: Option<u32>,
+    new_uid: u32,
+    new_euid: u32,
+    name: &str,
+    exe_setuid_root: bool,
+) -> Severity {
     let becomes_root = new_uid == 0 || new_euid == 0;
     let was_unprivileged = old_uid.is_some_and(|u| u != 0);
     if becomes_root && was_unprivileged && !exe_setuid_root && !PRIVILEGE_TOOLS.contains(&name) {
@@ -54,7 +72,8 @@ mod tests {
     #[test]
     fn uid_change_rules() {
         // (old uid, new uid, new euid, name, setuid-root exe) → severity
-        let table: &[(Option<u32>, u32, u32, &str, bool, Severity)] = &[
+        type Row = (Option<u32>, u32, u32, &'static str, bool, Severity);
+        let table: &[Row] = &[
             (Some(1000), 0, 0, "exploit", false, Severity::Critical),
             (Some(1000), 1000, 0, "exploit", false, Severity::Critical),
             (Some(1000), 0, 0, "sudo", false, Severity::Info),
@@ -66,7 +85,11 @@ mod tests {
             (Some(1000), 1001, 1001, "x", false, Severity::Info),
         ];
         for (old, uid, euid, name, suid, want) in table {
-            assert_eq!(uid_change(*old, *uid, *euid, name, *suid), *want, "{old:?} {uid} {euid} {name} {suid}");
+            assert_eq!(
+                uid_change(*old, *uid, *euid, name, *suid),
+                *want,
+                "{old:?} {uid} {euid} {name} {suid}"
+            );
         }
     }
 }

@@ -25,11 +25,15 @@ pub enum SocketError {
 
 pub fn bind(path: &Path, group: Option<Gid>) -> Result<UnixListener, SocketError> {
     let shown = path.display().to_string();
-    let io_err = |source| SocketError::Io { path: shown.clone(), source };
+    let io_err = |source| SocketError::Io {
+        path: shown.clone(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir).map_err(io_err)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io_err)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err)?;
         }
     }
     match std::fs::symlink_metadata(path) {

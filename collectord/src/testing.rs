@@ -55,12 +55,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary` with `config_json` and waits until its socket accepts connections.
     pub fn start(binary: &Path, config_json: &str) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("sec-tracker-test").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sec-tracker-test")
+            .tempdir()
+            .expect("tempdir");
         let socket = dir.path().join("collector.sock");
         let config = dir.path().join("config.json");
         let log = dir.path().join("collectord.log");
         std::fs::write(&config, config_json).expect("write config");
-        let mut d = Daemon { dir, socket, config, log, child: None };
+        let mut d = Daemon {
+            dir,
+            socket,
+            config,
+            log,
+            child: None,
+        };
         d.spawn(binary);
         d
     }
@@ -83,9 +92,14 @@ impl Daemon {
         let child = self.child.as_mut().expect("child");
         wait_for("collectord's socket", Duration::from_secs(20), || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("collectord exited early ({status}): {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+                panic!(
+                    "collectord exited early ({status}): {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
             }
-            std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| ())
         });
     }
 
@@ -98,7 +112,9 @@ impl Daemon {
         let mut child = self.child.take()?;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let status = wait_for("collectord to exit", Duration::from_secs(15), || child.try_wait().ok().flatten());
+        let status = wait_for("collectord to exit", Duration::from_secs(15), || {
+            child.try_wait().ok().flatten()
+        });
         status.code()
     }
 

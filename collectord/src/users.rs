@@ -57,7 +57,9 @@ impl UserNames {
 }
 
 fn passwd_mtime() -> Option<SystemTime> {
-    std::fs::metadata("/etc/passwd").and_then(|m| m.modified()).ok()
+    std::fs::metadata("/etc/passwd")
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 #[cfg(test)]

@@ -9,17 +9,21 @@ use collectord::testing::{eventually, require_root, wait_for, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::{
-    event, EventType, GapReason, ProcessAction, ProcessEvent, Severity, SnapshotRequest, StatusRequest,
-    SubscribeRequest, SubscribeResponse,
+    event, EventType, GapReason, ProcessAction, ProcessEvent, Severity, SnapshotRequest,
+    StatusRequest, SubscribeRequest, SubscribeResponse,
 };
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
 /// Only the process monitor, so that the tests see just what they cause (and the system report).
-const PROCESS_ONLY: &str = r#"{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#;
+const PROCESS_ONLY: &str =
+    r#"{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#;
 
 fn tag(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("st-{name}-{}-{nanos}", std::process::id())
 }
 
@@ -41,7 +45,10 @@ fn process(e: &sec_tracker_proto::v1::Event) -> Option<&ProcessEvent> {
 }
 
 fn argv_text(p: &ProcessEvent) -> Vec<String> {
-    p.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    p.argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +59,10 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
     let d = Daemon::start(Path::new(BIN), PROCESS_ONLY);
     let mut client = d.client().await;
     let mut stream = client
-        .subscribe(SubscribeRequest { types: vec![EventType::Process as i32], ..Default::default() })
+        .subscribe(SubscribeRequest {
+            types: vec![EventType::Process as i32],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -61,7 +71,11 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
     let tag = tag("exec");
     let mut expected: HashMap<u32, (Vec<String>, &str, i32)> = HashMap::new();
     for i in 0..40 {
-        let (prog, code) = if i % 4 == 3 { ("/bin/false", 1) } else { ("/bin/true", 0) };
+        let (prog, code) = if i % 4 == 3 {
+            ("/bin/false", 1)
+        } else {
+            ("/bin/true", 0)
+        };
         let arg = format!("{tag}-{i}");
         let mut child = Command::new(prog).arg(&arg).spawn().unwrap();
         expected.insert(child.id(), (vec![prog.to_owned(), arg], "root", code));
@@ -70,7 +84,13 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
     // Another user: setpriv drops to nobody, then execs true in the same process.
     let arg = format!("{tag}-nobody");
     let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/true", &arg])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/bin/true",
+            &arg,
+        ])
         .spawn()
         .unwrap();
     expected.insert(child.id(), (vec!["/bin/true".to_owned(), arg], "nobody", 0));
@@ -78,14 +98,21 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
 
     let me = std::process::id();
     let mut execs_left: HashMap<u32, _> = expected.clone();
-    let mut exits_left: HashMap<u32, i32> = expected.iter().map(|(pid, (_, _, code))| (*pid, *code)).collect();
+    let mut exits_left: HashMap<u32, i32> = expected
+        .iter()
+        .map(|(pid, (_, _, code))| (*pid, *code))
+        .collect();
     while !execs_left.is_empty() || !exits_left.is_empty() {
-        let Item::Event(e) = next(&mut stream).await else { continue };
+        let Item::Event(e) = next(&mut stream).await else {
+            continue;
+        };
         let Some(p) = process(&e) else { continue };
         match p.action() {
             ProcessAction::Exec => {
                 let argv = argv_text(p);
-                let Some((want_argv, want_user, _)) = execs_left.get(&p.pid) else { continue };
+                let Some((want_argv, want_user, _)) = execs_left.get(&p.pid) else {
+                    continue;
+                };
                 if argv != *want_argv {
                     continue; // setpriv's own exec, before it became true
                 }
@@ -95,7 +122,11 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
                 assert_eq!(e.r#type(), EventType::Process);
                 assert_eq!(e.severity(), Severity::Info);
                 assert_eq!(e.source, "process_monitor");
-                assert!(e.message.contains(&format!("PID: {}", p.pid)), "{}", e.message);
+                assert!(
+                    e.message.contains(&format!("PID: {}", p.pid)),
+                    "{}",
+                    e.message
+                );
                 execs_left.remove(&p.pid);
             }
             ProcessAction::Exit => {
@@ -115,20 +146,32 @@ async fn a_program_run_from_tmp_is_critical() {
         return;
     }
     let d = Daemon::start(Path::new(BIN), PROCESS_ONLY);
-    let payload = tempfile::Builder::new().prefix("st-payload").tempdir_in("/tmp").unwrap();
+    let payload = tempfile::Builder::new()
+        .prefix("st-payload")
+        .tempdir_in("/tmp")
+        .unwrap();
     let exe = payload.path().join("dropper");
     std::fs::copy("/bin/true", &exe).unwrap();
     let mut client = d.client().await;
     let mut stream = client
-        .subscribe(SubscribeRequest { min_severity: Severity::Critical as i32, ..Default::default() })
+        .subscribe(SubscribeRequest {
+            min_severity: Severity::Critical as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(matches!(next(&mut stream).await, Item::Hello(_)));
     let pid = Command::new(&exe).spawn().unwrap().id();
     loop {
-        let Item::Event(e) = next(&mut stream).await else { continue };
-        assert_eq!(e.severity(), Severity::Critical, "the filter passes only critical events");
+        let Item::Event(e) = next(&mut stream).await else {
+            continue;
+        };
+        assert_eq!(
+            e.severity(),
+            Severity::Critical,
+            "the filter passes only critical events"
+        );
         if process(&e).is_some_and(|p| p.pid == pid && p.action() == ProcessAction::Exec) {
             break;
         }
@@ -142,12 +185,20 @@ async fn reconnecting_replays_exactly_the_missed_events() {
     }
     let d = Daemon::start(Path::new(BIN), PROCESS_ONLY);
     let mut client = d.client().await;
-    let mut stream = client.subscribe(SubscribeRequest::default()).await.unwrap().into_inner();
-    let Item::Hello(hello) = next(&mut stream).await else { panic!("no hello") };
+    let mut stream = client
+        .subscribe(SubscribeRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let Item::Hello(hello) = next(&mut stream).await else {
+        panic!("no hello")
+    };
     let first = tag("before");
     Command::new("/bin/true").arg(&first).status().unwrap();
     let last_seen = loop {
-        let Item::Event(e) = next(&mut stream).await else { continue };
+        let Item::Event(e) = next(&mut stream).await else {
+            continue;
+        };
         if process(&e).is_some_and(|p| argv_text(p).contains(&first)) {
             break e.seq;
         }
@@ -157,20 +208,31 @@ async fn reconnecting_replays_exactly_the_missed_events() {
     // While disconnected:
     let missed = tag("missed");
     for i in 0..5 {
-        Command::new("/bin/true").arg(format!("{missed}-{i}")).status().unwrap();
+        Command::new("/bin/true")
+            .arg(format!("{missed}-{i}"))
+            .status()
+            .unwrap();
     }
     let status_client = d.client().await;
-    let latest = eventually("the missed execs to be collected", Duration::from_secs(10), || {
-        let mut c = status_client.clone();
-        async move {
-            let s = c.status(StatusRequest {}).await.ok()?.into_inner();
-            (s.latest_seq >= last_seen + 10).then_some(s.latest_seq)
-        }
-    })
+    let latest = eventually(
+        "the missed execs to be collected",
+        Duration::from_secs(10),
+        || {
+            let mut c = status_client.clone();
+            async move {
+                let s = c.status(StatusRequest {}).await.ok()?.into_inner();
+                (s.latest_seq >= last_seen + 10).then_some(s.latest_seq)
+            }
+        },
+    )
     .await;
 
     let mut stream = client
-        .subscribe(SubscribeRequest { after_seq: last_seen, stream_id: hello.stream_id.clone(), ..Default::default() })
+        .subscribe(SubscribeRequest {
+            after_seq: last_seen,
+            stream_id: hello.stream_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -180,9 +242,16 @@ async fn reconnecting_replays_exactly_the_missed_events() {
     while seq < latest {
         match next(&mut stream).await {
             Item::Event(e) => {
-                assert_eq!(e.seq, seq + 1, "replay must be contiguous from after_seq + 1");
+                assert_eq!(
+                    e.seq,
+                    seq + 1,
+                    "replay must be contiguous from after_seq + 1"
+                );
                 seq = e.seq;
-                if process(&e).is_some_and(|p| p.action() == ProcessAction::Exec && argv_text(p).iter().any(|a| a.starts_with(&missed))) {
+                if process(&e).is_some_and(|p| {
+                    p.action() == ProcessAction::Exec
+                        && argv_text(p).iter().any(|a| a.starts_with(&missed))
+                }) {
                     found += 1;
                 }
             }
@@ -202,27 +271,50 @@ async fn an_overrun_ring_is_reported_as_a_gap_with_the_exact_count() {
         r#"{"agent": {"buffer_size": 16}, "monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#,
     );
     let mut client = d.client().await;
-    let stream_id = client.status(StatusRequest {}).await.unwrap().into_inner().stream_id;
+    let stream_id = client
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .stream_id;
     for _ in 0..30 {
         Command::new("/bin/true").status().unwrap();
     }
     eventually("the ring to overrun", Duration::from_secs(10), || {
         let mut c = client.clone();
-        async move { (c.status(StatusRequest {}).await.ok()?.into_inner().oldest_seq > 2).then_some(()) }
+        async move {
+            (c.status(StatusRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .oldest_seq
+                > 2)
+            .then_some(())
+        }
     })
     .await;
     let mut stream = client
-        .subscribe(SubscribeRequest { after_seq: 1, stream_id, ..Default::default() })
+        .subscribe(SubscribeRequest {
+            after_seq: 1,
+            stream_id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let Item::Hello(hello) = next(&mut stream).await else { panic!("no hello") };
-    let Item::Gap(gap) = next(&mut stream).await else { panic!("no gap") };
+    let Item::Hello(hello) = next(&mut stream).await else {
+        panic!("no hello")
+    };
+    let Item::Gap(gap) = next(&mut stream).await else {
+        panic!("no gap")
+    };
     assert_eq!(gap.reason(), GapReason::RingOverrun);
     assert_eq!(gap.first_missed_seq, 2);
     // The ring may have moved on between hello and the replay: the gap and the first replayed
     // event must agree with each other exactly.
-    let Item::Event(first) = next(&mut stream).await else { panic!("no event after the gap") };
+    let Item::Event(first) = next(&mut stream).await else {
+        panic!("no event after the gap")
+    };
     assert_eq!(gap.last_missed_seq + 1, first.seq);
     assert_eq!(gap.missed, first.seq - 2);
     assert!(first.seq >= hello.oldest_seq);
@@ -234,18 +326,33 @@ async fn a_new_collector_run_is_reported_to_a_resuming_subscriber() {
         return;
     }
     let mut d = Daemon::start(Path::new(BIN), PROCESS_ONLY);
-    let old = d.client().await.status(StatusRequest {}).await.unwrap().into_inner().stream_id;
+    let old = d
+        .client()
+        .await
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .stream_id;
     assert_eq!(d.stop(), Some(0));
     d.spawn(Path::new(BIN));
     let mut client = d.client().await;
     let mut stream = client
-        .subscribe(SubscribeRequest { after_seq: 5, stream_id: old.clone(), ..Default::default() })
+        .subscribe(SubscribeRequest {
+            after_seq: 5,
+            stream_id: old.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let Item::Hello(hello) = next(&mut stream).await else { panic!("no hello") };
+    let Item::Hello(hello) = next(&mut stream).await else {
+        panic!("no hello")
+    };
     assert_ne!(hello.stream_id, old);
-    let Item::Gap(gap) = next(&mut stream).await else { panic!("no gap") };
+    let Item::Gap(gap) = next(&mut stream).await else {
+        panic!("no gap")
+    };
     assert_eq!(gap.reason(), GapReason::CollectorRestarted);
     assert_eq!(gap.previous_stream_id, old);
 }
@@ -262,10 +369,16 @@ async fn snapshot_agrees_with_the_system() {
         return;
     }
     let d = Daemon::start(Path::new(BIN), PROCESS_ONLY);
-    let s = d.client().await.snapshot(SnapshotRequest {}).await.unwrap().into_inner();
+    let s = d
+        .client()
+        .await
+        .snapshot(SnapshotRequest {})
+        .await
+        .unwrap()
+        .into_inner();
 
     assert_eq!(s.kernel, command_output("uname", &["-r"]));
-    assert_eq!(s.hostname, command_output("hostname", &[]));
+    assert_eq!(s.hostname, command_output("uname", &["-n"]));
     let cpu = s.cpu_info.unwrap();
     assert_eq!(cpu.cores.to_string(), command_output("nproc", &["--all"]));
     assert!((0.0..=100.0).contains(&cpu.usage_percent));
@@ -285,15 +398,33 @@ async fn snapshot_agrees_with_the_system() {
     assert_eq!(mem.used, mem.total - mem.available);
     // Available moves; it must be near what the kernel says now.
     let now_available = kb("MemAvailable:");
-    assert!(mem.available.abs_diff(now_available) < mem.total / 20, "{} vs {}", mem.available, now_available);
+    assert!(
+        mem.available.abs_diff(now_available) < mem.total / 20,
+        "{} vs {}",
+        mem.available,
+        now_available
+    );
 
-    let root = s.disks.iter().find(|d| d.mount_point == "/").expect("/ is a real filesystem");
+    let root = s
+        .disks
+        .iter()
+        .find(|d| d.mount_point == "/")
+        .expect("/ is a real filesystem");
     let statfs = command_output("stat", &["-f", "-c", "%S %b %a", "/"]);
-    let v: Vec<u64> = statfs.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let v: Vec<u64> = statfs
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert_eq!(root.total, v[0] * v[1]);
     assert!(root.available.abs_diff(v[0] * v[2]) < 64 * 1024 * 1024);
-    assert!(!s.disks.iter().any(|d| ["proc", "sysfs", "tmpfs", "devtmpfs", "cgroup2"].contains(&d.fs_type.as_str())));
-    assert!(s.network_interfaces.iter().any(|n| n.name == "lo" && n.addresses.iter().any(|a| a.starts_with("127.0.0.1"))));
+    assert!(!s
+        .disks
+        .iter()
+        .any(|d| ["proc", "sysfs", "tmpfs", "devtmpfs", "cgroup2"].contains(&d.fs_type.as_str())));
+    assert!(s
+        .network_interfaces
+        .iter()
+        .any(|n| n.name == "lo" && n.addresses.iter().any(|a| a.starts_with("127.0.0.1"))));
     assert!(s.uptime_seconds > 0.0);
 }
 
@@ -318,13 +449,34 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // leaves a dead socket file
     let config = dir.path().join("c.json");
     std::fs::write(&config, PROCESS_ONLY).unwrap();
-    let mut first = Command::new(BIN).arg("--config").arg(&config).arg("--socket").arg(&socket).spawn().unwrap();
-    wait_for("the first collector", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&socket).ok());
-    let second = Command::new(BIN).arg("--config").arg(&config).arg("--socket").arg(&socket).output().unwrap();
+    let mut first = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .spawn()
+        .unwrap();
+    wait_for("the first collector", Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&socket).ok()
+    });
+    let second = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
     assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("another collector is already serving"));
-    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "the first one still serves");
-    let mode = std::fs::metadata(&socket).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another collector is already serving")
+    );
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "the first one still serves"
+    );
+    let mode = std::fs::metadata(&socket)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
     assert_eq!(mode, 0o660);
     first.kill().unwrap();
     first.wait().unwrap();
@@ -334,10 +486,23 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
 fn a_bad_config_exits_64_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.json");
-    std::fs::write(&config, r#"{"agent": {"bufer_size": 5}, "monitoring": {"scan_interval": "soon"}}"#).unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&config).arg("--socket").arg(dir.path().join("s")).output().unwrap();
+    std::fs::write(
+        &config,
+        r#"{"agent": {"bufer_size": 5}, "monitoring": {"scan_interval": "soon"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(dir.path().join("s"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(r#"agent.bufer_size: unknown key; did you mean "buffer_size"?"#), "{err}");
+    assert!(
+        err.contains(r#"agent.bufer_size: unknown key; did you mean "buffer_size"?"#),
+        "{err}"
+    );
     assert!(err.contains("monitoring.scan_interval"), "{err}");
 }

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             println!("sec-trackerctl {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::ConfigCheck => return ExitCode::from(commands::config_check::run(cli.config.as_deref())),
+        Command::ConfigCheck => {
+            return ExitCode::from(commands::config_check::run(cli.config.as_deref()))
+        }
         _ => {}
     }
     let (config, config_path) = match Config::load_or_default(cli.config.as_deref()) {
@@ -49,9 +51,20 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    let socket = cli.socket.clone().unwrap_or_else(|| config.agent.collector_socket.clone());
-    let ctx = Context { config, config_path, socket };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| config.agent.collector_socket.clone());
+    let ctx = Context {
+        config,
+        config_path,
+        socket,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sec-trackerctl: cannot start the runtime: {e}");

@@ -58,7 +58,12 @@ pub async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
 
 impl Source {
     /// The daemon when its socket answers (unless `standalone`), else the in-process collector.
-    pub async fn open(config: &Config, config_path: Option<PathBuf>, socket: &Path, standalone: bool) -> anyhow::Result<Source> {
+    pub async fn open(
+        config: &Config,
+        config_path: Option<PathBuf>,
+        socket: &Path,
+        standalone: bool,
+    ) -> anyhow::Result<Source> {
         if !standalone {
             match probe(socket)? {
                 Probe::Up => return Ok(Source::Daemon(connect(socket).await?)),
@@ -73,7 +78,11 @@ impl Source {
                  processes of other users only partly visible"
             );
         }
-        Ok(Source::InProcess(collectord::Collector::start(config.clone(), config_path, None)))
+        Ok(Source::InProcess(collectord::Collector::start(
+            config.clone(),
+            config_path,
+            None,
+        )))
     }
 
     pub fn is_daemon(&self) -> bool {
@@ -82,16 +91,26 @@ impl Source {
 
     pub async fn snapshot(&mut self) -> anyhow::Result<SystemInfo> {
         match self {
-            Source::Daemon(c) => Ok(c.snapshot(SnapshotRequest {}).await.context("Snapshot")?.into_inner()),
+            Source::Daemon(c) => Ok(c
+                .snapshot(SnapshotRequest {})
+                .await
+                .context("Snapshot")?
+                .into_inner()),
             Source::InProcess(c) => Ok(c.snapshot().await),
         }
     }
 
-    pub async fn subscribe(&mut self, req: SubscribeRequest) -> anyhow::Result<BoxStream<'static, anyhow::Result<SubscribeResponse>>> {
+    pub async fn subscribe(
+        &mut self,
+        req: SubscribeRequest,
+    ) -> anyhow::Result<BoxStream<'static, anyhow::Result<SubscribeResponse>>> {
         match self {
             Source::Daemon(c) => {
                 let s = c.subscribe(req).await.context("Subscribe")?.into_inner();
-                Ok(s.map(|r| r.map_err(|s| anyhow::anyhow!("collectord: {}", s.message()))).boxed())
+                Ok(
+                    s.map(|r| r.map_err(|s| anyhow::anyhow!("collectord: {}", s.message())))
+                        .boxed(),
+                )
             }
             Source::InProcess(c) => Ok(c.hub().subscribe(req).map(Ok).boxed()),
         }

@@ -183,14 +183,19 @@ pub enum ConfigError {
     #[error("config file {} has {} problem{}:\n{}", path.display(), problems.len(),
         if problems.len() == 1 { "" } else { "s" },
         problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {
     /// Every problem, one per entry (a read or syntax error is one problem).
     pub fn problems(&self) -> Vec<String> {
         match self {
-            ConfigError::Invalid { problems, .. } => problems.iter().map(|p| p.to_string()).collect(),
+            ConfigError::Invalid { problems, .. } => {
+                problems.iter().map(|p| p.to_string()).collect()
+            }
             other => vec![other.to_string()],
         }
     }
@@ -327,7 +332,12 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.bool("auth_monitor", &mut v.auth_monitor);
                 s.path_list("watch_paths", &mut v.watch_paths);
                 s.duration("scan_interval", &mut v.scan_interval);
-                s.int("max_cmdline_bytes", 256, 16 * 1024 * 1024, &mut v.max_cmdline_bytes);
+                s.int(
+                    "max_cmdline_bytes",
+                    256,
+                    16 * 1024 * 1024,
+                    &mut v.max_cmdline_bytes,
+                );
                 s.bool("realtime_priority", &mut v.realtime_priority);
             }
             _ => {
@@ -479,9 +489,10 @@ impl<'a> Section<'a> {
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Value::String(s) if s.starts_with('/') => out.push(PathBuf::from(s)),
-                        Value::String(s) => {
-                            self.problem(&format!("{key}[{i}]"), format!("{s:?} is not an absolute path"))
-                        }
+                        Value::String(s) => self.problem(
+                            &format!("{key}[{i}]"),
+                            format!("{s:?} is not an absolute path"),
+                        ),
                         v => self.expected(&format!("{key}[{i}]"), "a path string", v),
                     }
                 }
@@ -497,8 +508,11 @@ impl<'a> Section<'a> {
         for key in self.obj.keys() {
             if !known.contains(key.as_str()) {
                 let candidates: Vec<&str> = known.iter().copied().collect();
-                self.problems
-                    .push(unknown_key(&format!("{}.{}", self.name, key), key, &candidates));
+                self.problems.push(unknown_key(
+                    &format!("{}.{}", self.name, key),
+                    key,
+                    &candidates,
+                ));
             }
         }
     }

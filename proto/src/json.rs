@@ -147,7 +147,7 @@ pub fn now_ns() -> i64 {
 /// The seed's system-info object (plus disks, interfaces, uptime and load).
 pub fn system_info_json(s: &SystemInfo) -> Value {
     let cpu = s.cpu_info.clone().unwrap_or_default();
-    let mem = s.memory_info.clone().unwrap_or_default();
+    let mem = s.memory_info.unwrap_or_default();
     let load = s.load_average.unwrap_or_default();
     json!({
         "hostname": s.hostname,
@@ -340,7 +340,10 @@ mod tests {
         assert_eq!(escape_bytes(b"plain /etc/h\xc3\xa9"), "plain /etc/hé");
         assert_eq!(escape_bytes(b"a\nb"), "a\\nb");
         assert_eq!(escape_bytes(b"x\xffy"), "x\\xffy");
-        assert_eq!(escape_bytes(b"back\\slash\t\x1b[31m"), "back\\\\slash\\t\\x1b[31m");
+        assert_eq!(
+            escape_bytes(b"back\\slash\t\x1b[31m"),
+            "back\\\\slash\\t\\x1b[31m"
+        );
     }
 
     #[test]
@@ -351,7 +354,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339_seconds(1_705_314_645_000_000_000), "2024-01-15T10:30:45Z");
+        assert_eq!(
+            rfc3339_seconds(1_705_314_645_000_000_000),
+            "2024-01-15T10:30:45Z"
+        );
         assert_eq!(
             rfc3339_nanos(1_705_314_645_000_000_001),
             "2024-01-15T10:30:45.000000001Z"
@@ -360,7 +366,13 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for t in [EventType::System, EventType::Process, EventType::File, EventType::Auth, EventType::Network] {
+        for t in [
+            EventType::System,
+            EventType::Process,
+            EventType::File,
+            EventType::Auth,
+            EventType::Network,
+        ] {
             assert_eq!(parse_type(type_name(t)), Some(t));
         }
         for s in [Severity::Info, Severity::Warning, Severity::Critical] {
@@ -372,13 +384,24 @@ mod tests {
     fn system_info_keeps_the_seed_names() {
         let s = SystemInfo {
             hostname: "h".into(),
-            cpu_info: Some(crate::v1::CpuInfo { cores: 4, model_name: "m".into(), usage_percent: 15.24 }),
+            cpu_info: Some(crate::v1::CpuInfo {
+                cores: 4,
+                model_name: "m".into(),
+                usage_percent: 15.24,
+            }),
             ..Default::default()
         };
         let v = system_info_json(&s);
         assert_eq!(v["cpu_info"]["usage_percent"], json!(15.2));
         assert_eq!(v["cpu_info"]["cores"], json!(4));
-        for key in ["hostname", "os", "kernel", "architecture", "memory_info", "timestamp"] {
+        for key in [
+            "hostname",
+            "os",
+            "kernel",
+            "architecture",
+            "memory_info",
+            "timestamp",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
     }

@@ -75,7 +75,10 @@ async fn overrun_is_reported_with_the_exact_count() {
         Item::Gap(g) => {
             assert_eq!(g.reason, GapReason::RingOverrun as i32);
             // retained: 85..=100, so 11..=84 are gone
-            assert_eq!((g.missed, g.first_missed_seq, g.last_missed_seq), (74, 11, 84));
+            assert_eq!(
+                (g.missed, g.first_missed_seq, g.last_missed_seq),
+                (74, 11, 84)
+            );
         }
         other => panic!("{other:?}"),
     }

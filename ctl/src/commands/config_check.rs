@@ -26,15 +26,33 @@ pub fn run(path: Option<&Path>) -> u8 {
             println!("  agent id:      {}", c.agent_id());
             println!(
                 "  server:        {}",
-                if c.server.url.is_empty() { "(none: local mode only)".to_owned() } else { c.server.url.clone() }
+                if c.server.url.is_empty() {
+                    "(none: local mode only)".to_owned()
+                } else {
+                    c.server.url.clone()
+                }
             );
-            println!("  api key:       {}", if c.server.api_key.is_empty() { "(not set)" } else { "set (not shown)" });
+            println!(
+                "  api key:       {}",
+                if c.server.api_key.is_empty() {
+                    "(not set)"
+                } else {
+                    "set (not shown)"
+                }
+            );
             println!("  monitors:      {}", on.join(", "));
             println!(
                 "  watch paths:   {}",
-                m.watch_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                m.watch_paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            println!("  scan interval: {}", humantime::format_duration(m.scan_interval));
+            println!(
+                "  scan interval: {}",
+                humantime::format_duration(m.scan_interval)
+            );
             println!("  buffer size:   {} events", c.agent.buffer_size);
             0
         }

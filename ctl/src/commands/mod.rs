@@ -29,7 +29,10 @@ impl Context {
         Style {
             json: o.json || lo.json_format,
             compact: o.compact || lo.compact_output,
-            color: !o.no_color && lo.show_colors && !no_color_env && (force || std::io::stdout().is_terminal()),
+            color: !o.no_color
+                && lo.show_colors
+                && !no_color_env
+                && (force || std::io::stdout().is_terminal()),
             show_timestamp: lo.show_timestamp,
         }
     }

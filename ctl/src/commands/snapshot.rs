@@ -15,7 +15,10 @@ pub async fn run(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<()> {
             .into_inner()
     } else {
         // No daemon needed, and no monitors either: just read the system now.
-        tokio::task::spawn_blocking(|| collectord::monitors::system_info::SystemSampler::new().collect()).await?
+        tokio::task::spawn_blocking(|| {
+            collectord::monitors::system_info::SystemSampler::new().collect()
+        })
+        .await?
     };
     let mut printer = Printer::new(std::io::stdout().lock(), ctx.style(&args.output));
     printer.system_info(&info)?;

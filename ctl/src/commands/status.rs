@@ -13,7 +13,10 @@ pub const EXIT_NOT_RUNNING: u8 = 3;
 pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
     if let Probe::Absent(why) = probe(&ctx.socket)? {
         if args.json {
-            println!("{}", json!({"collector": {"running": false, "socket": ctx.socket.display().to_string(), "error": why}}));
+            println!(
+                "{}",
+                json!({"collector": {"running": false, "socket": ctx.socket.display().to_string(), "error": why}})
+            );
         } else {
             println!("collectord: not running ({why})");
         }
@@ -55,22 +58,44 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!("collectord: running (pid {}, version {}, up {})", s.pid, s.version, format_uptime(s.uptime_seconds));
+    println!(
+        "collectord: running (pid {}, version {}, up {})",
+        s.pid,
+        s.version,
+        format_uptime(s.uptime_seconds)
+    );
     println!("  socket:      {}", s.socket_path);
     if !s.config_path.is_empty() {
         println!("  config:      {}", s.config_path);
     }
-    println!("  stream:      {} (latest seq {})", s.stream_id, s.latest_seq);
-    println!("  buffer:      {} of {} events held (oldest seq {})", s.buffered, s.buffer_size, s.oldest_seq);
-    println!("  subscribers: {} ({} events skipped for slow readers)", s.subscribers, s.subscriber_skipped);
+    println!(
+        "  stream:      {} (latest seq {})",
+        s.stream_id, s.latest_seq
+    );
+    println!(
+        "  buffer:      {} of {} events held (oldest seq {})",
+        s.buffered, s.buffer_size, s.oldest_seq
+    );
+    println!(
+        "  subscribers: {} ({} events skipped for slow readers)",
+        s.subscribers, s.subscriber_skipped
+    );
     println!("  memory:      {} RSS", format_bytes(s.rss_bytes));
     println!(
         "  capabilities: {}",
-        if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.join(" ") }
+        if s.capabilities.is_empty() {
+            "none".to_owned()
+        } else {
+            s.capabilities.join(" ")
+        }
     );
     println!("  monitors:");
     for m in &s.monitors {
-        let state = if m.enabled { m.state.as_str() } else { "disabled" };
+        let state = if m.enabled {
+            m.state.as_str()
+        } else {
+            "disabled"
+        };
         let mut line = format!("    {:<16} {:<11} events {:>8}", m.name, state, m.events);
         if m.lost > 0 {
             line.push_str(&format!("  lost {}", m.lost));

@@ -17,19 +17,38 @@ use crate::source::Source;
 
 pub async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
     if ctx.config.local_output.one_shot {
-        let snap = SnapshotArgs { output: args.output.clone(), standalone: args.standalone };
+        let snap = SnapshotArgs {
+            output: args.output.clone(),
+            standalone: args.standalone,
+        };
         return snapshot::run(ctx, &snap).await;
     }
     let types = parse_types(&args.types)?;
     let Some(min_severity) = parse_severity(&args.min_severity) else {
-        bail!("unknown severity {:?}; use info, warning or critical", args.min_severity);
+        bail!(
+            "unknown severity {:?}; use info, warning or critical",
+            args.min_severity
+        );
     };
     let style = ctx.style(&args.output);
-    let mut source = Source::open(&ctx.config, ctx.config_path.clone(), &ctx.socket, args.standalone).await?;
+    let mut source = Source::open(
+        &ctx.config,
+        ctx.config_path.clone(),
+        &ctx.socket,
+        args.standalone,
+    )
+    .await?;
     if !style.json {
         eprintln!("Starting Security Tracker Agent in LOCAL mode...");
         eprintln!("Agent ID: {}", ctx.config.agent_id());
-        eprintln!("Output Format: {}", if style.compact { "Compact" } else { "Human-readable" });
+        eprintln!(
+            "Output Format: {}",
+            if style.compact {
+                "Compact"
+            } else {
+                "Human-readable"
+            }
+        );
         eprintln!("Mode: Continuous");
         match &source {
             Source::Daemon(_) => eprintln!("Source: collectord at {}", ctx.socket.display()),
@@ -82,14 +101,20 @@ pub async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
         if !source.is_daemon() {
             bail!("the in-process collector stopped: {ended}");
         }
-        eprintln!("sec-trackerctl: {ended}; reconnecting to {} …", ctx.socket.display());
+        eprintln!(
+            "sec-trackerctl: {ended}; reconnecting to {} …",
+            ctx.socket.display()
+        );
         source = reconnect(ctx, &mut ctrl_c).await?;
         // Resume after the last event we printed; the collector reports what is gone.
         resume.replay = false;
     }
 }
 
-async fn reconnect(ctx: &Context, ctrl_c: &mut std::pin::Pin<&mut impl std::future::Future>) -> anyhow::Result<Source> {
+async fn reconnect(
+    ctx: &Context,
+    ctrl_c: &mut std::pin::Pin<&mut impl std::future::Future>,
+) -> anyhow::Result<Source> {
     let mut delay = Duration::from_millis(200);
     loop {
         if let Ok(client) = crate::source::connect(&ctx.socket).await {
@@ -112,9 +137,15 @@ fn parse_types(names: &[String]) -> anyhow::Result<Vec<i32>> {
             Some(t) => Ok(t as i32),
             None => bail!(
                 "unknown event type {n:?}; use {}",
-                [EventType::Process, EventType::File, EventType::Auth, EventType::Network, EventType::System]
-                    .map(type_name)
-                    .join(", ")
+                [
+                    EventType::Process,
+                    EventType::File,
+                    EventType::Auth,
+                    EventType::Network,
+                    EventType::System
+                ]
+                .map(type_name)
+                .join(", ")
             ),
         })
         .collect()

@@ -3,7 +3,8 @@
 use std::io::{self, Write};
 
 use sec_tracker_proto::json::{
-    details_json, escape_bytes, join_argv, json_bytes, process_action_name, rfc3339_seconds, severity_name, type_name,
+    details_json, escape_bytes, join_argv, json_bytes, process_action_name, rfc3339_seconds,
+    severity_name, type_name,
 };
 use sec_tracker_proto::v1::{event, Event, Gap, ProcessAction, ProcessEvent, Severity, SystemInfo};
 use serde_json::Value;
@@ -74,14 +75,23 @@ pub fn format_uptime(secs: f64) -> String {
 pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -> io::Result<()> {
     let p = Paint(style.color);
     let cpu = s.cpu_info.clone().unwrap_or_default();
-    let mem = s.memory_info.clone().unwrap_or_default();
+    let mem = s.memory_info.unwrap_or_default();
     let load = s.load_average.unwrap_or_default();
     writeln!(out, "{}", p.wrap(HEADER, "== SYSTEM INFORMATION =="))?;
     if style.show_timestamp {
         writeln!(out, "Timestamp: {}", format_time(s.timestamp_ns))?;
     }
     writeln!(out, "Hostname: {}", s.hostname)?;
-    writeln!(out, "OS: {}{}", s.os, if s.os_release.is_empty() { String::new() } else { format!(" ({})", s.os_release) })?;
+    writeln!(
+        out,
+        "OS: {}{}",
+        s.os,
+        if s.os_release.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.os_release)
+        }
+    )?;
     writeln!(out, "Kernel: {}", s.kernel)?;
     writeln!(out, "Architecture: {}", s.architecture)?;
     writeln!(out)?;
@@ -117,7 +127,11 @@ pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -
         writeln!(out)?;
         writeln!(out, "{}", p.wrap(BOLD, "--- NETWORK ---"))?;
         for n in &s.network_interfaces {
-            let addrs = if n.addresses.is_empty() { "-".to_owned() } else { n.addresses.join(" ") };
+            let addrs = if n.addresses.is_empty() {
+                "-".to_owned()
+            } else {
+                n.addresses.join(" ")
+            };
             writeln!(
                 out,
                 "{} ({}): {}  rx {}  tx {}",
@@ -132,7 +146,11 @@ pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -
     writeln!(out)?;
     writeln!(out, "{}", p.wrap(BOLD, "--- STATUS ---"))?;
     writeln!(out, "Uptime: {}", format_uptime(s.uptime_seconds))?;
-    writeln!(out, "Load Average: {:.2} {:.2} {:.2}", load.one, load.five, load.fifteen)?;
+    writeln!(
+        out,
+        "Load Average: {:.2} {:.2} {:.2}",
+        load.one, load.five, load.fifteen
+    )?;
     if s.process_count > 0 {
         writeln!(out, "Processes: {}", s.process_count)?;
     }
@@ -166,8 +184,17 @@ pub(super) fn compact_line(out: &mut impl Write, e: &Event, style: Style) -> io:
         write!(out, "{} ", p.wrap(DIM, &format_time(e.timestamp_ns)))?;
     }
     let sev = format!("{:<8}", severity_name(e.severity()));
-    let sev = if style.color { p.severity(e.severity()) + &" ".repeat(8 - severity_name(e.severity()).len()) } else { sev };
-    write!(out, "{sev} {:<7} {}", type_name(e.r#type()), one_line(&e.message))?;
+    let sev = if style.color {
+        p.severity(e.severity()) + &" ".repeat(8 - severity_name(e.severity()).len())
+    } else {
+        sev
+    };
+    write!(
+        out,
+        "{sev} {:<7} {}",
+        type_name(e.r#type()),
+        one_line(&e.message)
+    )?;
     match &e.details {
         Some(event::Details::Process(pe)) if pe.action() == ProcessAction::Exec => {
             writeln!(out, " [{}]", process_command(pe))
@@ -176,7 +203,12 @@ pub(super) fn compact_line(out: &mut impl Write, e: &Event, style: Style) -> io:
     }
 }
 
-pub(super) fn gap_line(out: &mut impl Write, g: &Gap, reason: &str, style: Style) -> io::Result<()> {
+pub(super) fn gap_line(
+    out: &mut impl Write,
+    g: &Gap,
+    reason: &str,
+    style: Style,
+) -> io::Result<()> {
     let p = Paint(style.color);
     let range = if g.first_missed_seq > 0 {
         format!(" (seq {}..={})", g.first_missed_seq, g.last_missed_seq)
@@ -217,7 +249,11 @@ fn details_line(e: &Event) -> String {
 }
 
 fn process_details(p: &ProcessEvent) -> String {
-    let mut parts = vec![format!("PID={}", p.pid), format!("PPID={}", p.ppid), format!("User={}", p.user)];
+    let mut parts = vec![
+        format!("PID={}", p.pid),
+        format!("PPID={}", p.ppid),
+        format!("User={}", p.user),
+    ];
     match p.action() {
         ProcessAction::Exec => {
             parts.push(format!("Command={}", process_command(p)));
@@ -261,7 +297,9 @@ fn process_details(p: &ProcessEvent) -> String {
 
 /// `Key=value` for every field that says something (not empty, zero or false).
 fn generic_details(v: &Value) -> String {
-    let Some(obj) = v.as_object() else { return String::new() };
+    let Some(obj) = v.as_object() else {
+        return String::new();
+    };
     obj.iter()
         .filter_map(|(k, v)| {
             let text = match v {
@@ -291,6 +329,9 @@ mod tests {
 
     #[test]
     fn time_is_readable_utc() {
-        assert_eq!(format_time(1_705_314_645_000_000_000), "2024-01-15 10:30:45 UTC");
+        assert_eq!(
+            format_time(1_705_314_645_000_000_000),
+            "2024-01-15 10:30:45 UTC"
+        );
     }
 }

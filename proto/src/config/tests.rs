@@ -58,16 +58,25 @@ fn partial_file_keeps_other_defaults() {
 #[test]
 fn typo_names_the_key_and_suggests_the_right_one() {
     let p = problems(r#"{"agent": {"bufer_size": 10}}"#);
-    assert_eq!(p, vec![r#"agent.bufer_size: unknown key; did you mean "buffer_size"?"#]);
+    assert_eq!(
+        p,
+        vec![r#"agent.bufer_size: unknown key; did you mean "buffer_size"?"#]
+    );
     let p = problems(r#"{"monitorng": {}}"#);
-    assert_eq!(p, vec![r#"monitorng: unknown key; did you mean "monitoring"?"#]);
+    assert_eq!(
+        p,
+        vec![r#"monitorng: unknown key; did you mean "monitoring"?"#]
+    );
 }
 
 #[test]
 fn far_off_key_lists_the_known_ones() {
     let p = problems(r#"{"local_output": {"zzz": true}}"#);
     assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("local_output.zzz: unknown key; known keys here: "), "{p:?}");
+    assert!(
+        p[0].starts_with("local_output.zzz: unknown key; known keys here: "),
+        "{p:?}"
+    );
     assert!(p[0].contains("compact_output"), "{p:?}");
 }
 
@@ -75,9 +84,15 @@ fn far_off_key_lists_the_known_ones() {
 fn bad_durations_name_the_key() {
     let p = problems(r#"{"monitoring": {"scan_interval": "5 parsecs"}}"#);
     assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("monitoring.scan_interval: \"5 parsecs\" is not a duration"), "{p:?}");
+    assert!(
+        p[0].starts_with("monitoring.scan_interval: \"5 parsecs\" is not a duration"),
+        "{p:?}"
+    );
     let p = problems(r#"{"server": {"timeout": 30}}"#);
-    assert!(p[0].starts_with("server.timeout: expected a duration string"), "{p:?}");
+    assert!(
+        p[0].starts_with("server.timeout: expected a duration string"),
+        "{p:?}"
+    );
     let p = problems(r#"{"agent": {"report_interval": "0s"}}"#);
     assert!(p[0].contains("is zero"), "{p:?}");
 }
@@ -106,8 +121,10 @@ fn plain_http_is_refused_unless_tls_is_disabled() {
     let p = problems(r#"{"server": {"url": "http://srv", "api_key": "k"}}"#);
     assert_eq!(p.len(), 1);
     assert!(p[0].starts_with("server.url:"), "{p:?}");
-    Config::from_json_str(r#"{"server": {"url": "http://srv", "api_key": "k"}, "agent": {"enable_tls": false}}"#)
-        .expect("plain http allowed with enable_tls false");
+    Config::from_json_str(
+        r#"{"server": {"url": "http://srv", "api_key": "k"}, "agent": {"enable_tls": false}}"#,
+    )
+    .expect("plain http allowed with enable_tls false");
 }
 
 #[test]
@@ -123,7 +140,8 @@ fn api_key_never_appears_in_debug_or_errors() {
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("your-api-key"), "{dbg}");
     assert!(dbg.contains("<redacted>"));
-    let e = Config::from_json_str(r#"{"server": {"api_key": "s3cret", "url": "ftp://x"}}"#).unwrap_err();
+    let e = Config::from_json_str(r#"{"server": {"api_key": "s3cret", "url": "ftp://x"}}"#)
+        .unwrap_err();
     assert!(!e.to_string().contains("s3cret"));
 }
 
@@ -135,6 +153,8 @@ fn load_reads_a_pipe_and_names_the_file_in_errors() {
     let msg = Config::load(&path).unwrap_err().to_string();
     assert!(msg.contains("c.json"), "{msg}");
     assert!(msg.contains("agent.buffer_size"), "{msg}");
-    let missing = Config::load(&dir.path().join("nope.json")).unwrap_err().to_string();
+    let missing = Config::load(&dir.path().join("nope.json"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.starts_with("cannot read config file"), "{missing}");
 }

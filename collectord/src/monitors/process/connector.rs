@@ -33,12 +33,41 @@ const RECV_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcEvent {
     /// The kernel acknowledged our subscription (or reported an error in it).
-    Ack { err: u32 },
-    Fork { parent_tgid: u32, child_pid: u32, child_tgid: u32, ts_ns: u64 },
-    Exec { pid: u32, tgid: u32, ts_ns: u64 },
-    Uid { pid: u32, tgid: u32, ruid: u32, euid: u32, ts_ns: u64 },
-    Gid { pid: u32, tgid: u32, rgid: u32, egid: u32, ts_ns: u64 },
-    Exit { pid: u32, tgid: u32, exit_code: u32, exit_signal: u32, ts_ns: u64 },
+    Ack {
+        err: u32,
+    },
+    Fork {
+        parent_tgid: u32,
+        child_pid: u32,
+        child_tgid: u32,
+        ts_ns: u64,
+    },
+    Exec {
+        pid: u32,
+        tgid: u32,
+        ts_ns: u64,
+    },
+    Uid {
+        pid: u32,
+        tgid: u32,
+        ruid: u32,
+        euid: u32,
+        ts_ns: u64,
+    },
+    Gid {
+        pid: u32,
+        tgid: u32,
+        rgid: u32,
+        egid: u32,
+        ts_ns: u64,
+    },
+    Exit {
+        pid: u32,
+        tgid: u32,
+        exit_code: u32,
+        exit_signal: u32,
+        ts_ns: u64,
+    },
     /// Another kind (sid, ptrace, comm, coredump) that we do not report.
     Other,
 }
@@ -92,7 +121,11 @@ fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
             child_tgid: field(3)?,
             ts_ns,
         },
-        PROC_EVENT_EXEC => ProcEvent::Exec { pid: field(0)?, tgid: field(1)?, ts_ns },
+        PROC_EVENT_EXEC => ProcEvent::Exec {
+            pid: field(0)?,
+            tgid: field(1)?,
+            ts_ns,
+        },
         PROC_EVENT_UID => ProcEvent::Uid {
             pid: field(0)?,
             tgid: field(1)?,
@@ -147,7 +180,10 @@ impl Connector {
         if setsockopt(&socket, sockopt::RcvBufForce, &RECV_BUFFER_BYTES).is_err() {
             let _ = socket.set_rx_buf_sz(RECV_BUFFER_BYTES as libc::c_int);
         }
-        let tv = TimeVal::new(read_timeout.as_secs() as i64, read_timeout.subsec_micros() as i64);
+        let tv = TimeVal::new(
+            read_timeout.as_secs() as i64,
+            read_timeout.subsec_micros() as i64,
+        );
         setsockopt(&socket, sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)?;
 
         let mut msg = Vec::with_capacity(NLMSG_HDR_LEN + CN_MSG_LEN + 4);
@@ -177,7 +213,12 @@ impl Connector {
             Ok(n) => Ok(Recv::Data(n.min(self.buf.len()))),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Recv::Overrun),
             Err(e)
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
             {
                 Ok(Recv::Timeout)
             }
@@ -220,17 +261,44 @@ mod tests {
     #[test]
     fn decodes_exec_exit_uid_fork() {
         let mut out = Vec::new();
-        assert_eq!(parse_datagram(&datagram(PROC_EVENT_EXEC, &[42, 42]), &mut out), 0);
-        parse_datagram(&datagram(PROC_EVENT_EXIT, &[42, 42, 256, 17, 1, 1]), &mut out);
+        assert_eq!(
+            parse_datagram(&datagram(PROC_EVENT_EXEC, &[42, 42]), &mut out),
+            0
+        );
+        parse_datagram(
+            &datagram(PROC_EVENT_EXIT, &[42, 42, 256, 17, 1, 1]),
+            &mut out,
+        );
         parse_datagram(&datagram(PROC_EVENT_UID, &[42, 42, 0, 0]), &mut out);
         parse_datagram(&datagram(PROC_EVENT_FORK, &[1, 1, 43, 43]), &mut out);
         assert_eq!(
             out,
             vec![
-                ProcEvent::Exec { pid: 42, tgid: 42, ts_ns: 123_456 },
-                ProcEvent::Exit { pid: 42, tgid: 42, exit_code: 256, exit_signal: 17, ts_ns: 123_456 },
-                ProcEvent::Uid { pid: 42, tgid: 42, ruid: 0, euid: 0, ts_ns: 123_456 },
-                ProcEvent::Fork { parent_tgid: 1, child_pid: 43, child_tgid: 43, ts_ns: 123_456 },
+                ProcEvent::Exec {
+                    pid: 42,
+                    tgid: 42,
+                    ts_ns: 123_456
+                },
+                ProcEvent::Exit {
+                    pid: 42,
+                    tgid: 42,
+                    exit_code: 256,
+                    exit_signal: 17,
+                    ts_ns: 123_456
+                },
+                ProcEvent::Uid {
+                    pid: 42,
+                    tgid: 42,
+                    ruid: 0,
+                    euid: 0,
+                    ts_ns: 123_456
+                },
+                ProcEvent::Fork {
+                    parent_tgid: 1,
+                    child_pid: 43,
+                    child_tgid: 43,
+                    ts_ns: 123_456
+                },
             ]
         );
     }

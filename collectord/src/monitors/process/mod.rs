@@ -69,7 +69,11 @@ struct Clock {
 
 impl Clock {
     fn new() -> Clock {
-        let ns = |id| clock_gettime(id).map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec()).unwrap_or(0);
+        let ns = |id| {
+            clock_gettime(id)
+                .map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
+                .unwrap_or(0)
+        };
         Clock {
             offset_ns: ns(ClockId::CLOCK_REALTIME) - ns(ClockId::CLOCK_MONOTONIC),
         }
@@ -111,7 +115,9 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
                 events.clear();
                 let malformed = parse_datagram(conn.data(n), &mut events);
                 if malformed > 0 {
-                    ctx.health.errors.fetch_add(malformed as u64, Ordering::Relaxed);
+                    ctx.health
+                        .errors
+                        .fetch_add(malformed as u64, Ordering::Relaxed);
                 }
                 for ev in events.drain(..) {
                     handle(ev, &mut tracker, ctx, &clock)?;
@@ -133,12 +139,22 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
     Ok(())
 }
 
-fn handle(ev: ProcEvent, tracker: &mut Tracker, ctx: &MonitorContext, clock: &Clock) -> anyhow::Result<()> {
+fn handle(
+    ev: ProcEvent,
+    tracker: &mut Tracker,
+    ctx: &MonitorContext,
+    clock: &Clock,
+) -> anyhow::Result<()> {
     match ev {
         ProcEvent::Ack { err } if err != 0 => {
             anyhow::bail!("the kernel refused the process connector subscription (error {err})")
         }
-        ProcEvent::Fork { parent_tgid, child_pid, child_tgid, ts_ns } if child_pid == child_tgid => {
+        ProcEvent::Fork {
+            parent_tgid,
+            child_pid,
+            child_tgid,
+            ts_ns,
+        } if child_pid == child_tgid => {
             tracker.fork(parent_tgid, child_tgid, clock.utc(ts_ns));
         }
         ProcEvent::Exec { tgid, ts_ns, .. } => {
@@ -146,13 +162,31 @@ fn handle(ev: ProcEvent, tracker: &mut Tracker, ctx: &MonitorContext, clock: &Cl
         }
         // Threads exit (and change ids under glibc's setxid broadcast) one by one; report the
         // process once, through its main thread.
-        ProcEvent::Exit { pid, tgid, exit_code, ts_ns, .. } if pid == tgid => {
+        ProcEvent::Exit {
+            pid,
+            tgid,
+            exit_code,
+            ts_ns,
+            ..
+        } if pid == tgid => {
             ctx.emit(tracker.exit(tgid, Some(exit_code), clock.utc(ts_ns)));
         }
-        ProcEvent::Uid { pid, tgid, ruid, euid, ts_ns } if pid == tgid => {
+        ProcEvent::Uid {
+            pid,
+            tgid,
+            ruid,
+            euid,
+            ts_ns,
+        } if pid == tgid => {
             ctx.emit(tracker.uid_change(tgid, ruid, euid, clock.utc(ts_ns)));
         }
-        ProcEvent::Gid { pid, tgid, rgid, egid, ts_ns } if pid == tgid => {
+        ProcEvent::Gid {
+            pid,
+            tgid,
+            rgid,
+            egid,
+            ts_ns,
+        } if pid == tgid => {
             ctx.emit(tracker.gid_change(tgid, rgid, egid, clock.utc(ts_ns)));
         }
         _ => {}

@@ -37,12 +37,16 @@ pub fn parse_status(text: &[u8]) -> Option<Status> {
             b"State" => s.zombie = value.first() == Some(&b'Z') || value.first() == Some(&b'X'),
             b"PPid" => s.ppid = parse_u32(value).unwrap_or(0),
             b"Uid" => {
-                let mut it = value.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                let mut it = value
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|f| !f.is_empty());
                 s.uid = it.next().and_then(parse_u32).unwrap_or(0);
                 s.euid = it.next().and_then(parse_u32).unwrap_or(0);
             }
             b"Gid" => {
-                let mut it = value.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                let mut it = value
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|f| !f.is_empty());
                 s.gid = it.next().and_then(parse_u32).unwrap_or(0);
                 s.egid = it.next().and_then(parse_u32).unwrap_or(0);
             }
@@ -63,8 +67,14 @@ pub fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -85,7 +95,8 @@ pub struct Details {
 impl Details {
     /// True when the process was gone (or already a zombie) before its command line was read.
     pub fn missing(&self) -> bool {
-        self.status.is_none() || (self.argv.is_empty() && self.status.as_ref().is_some_and(|s| s.zombie))
+        self.status.is_none()
+            || (self.argv.is_empty() && self.status.as_ref().is_some_and(|s| s.zombie))
     }
 }
 
@@ -107,7 +118,10 @@ impl ProcReader {
     pub fn read(&mut self, pid: u32) -> Details {
         let mut d = Details::default();
         let base = PathBuf::from(format!("/proc/{pid}"));
-        if self.read_file(&base.join("cmdline"), self.max_cmdline + 1).is_ok() {
+        if self
+            .read_file(&base.join("cmdline"), self.max_cmdline + 1)
+            .is_ok()
+        {
             d.argv_truncated = self.buf.len() > self.max_cmdline;
             self.buf.truncate(self.max_cmdline);
             d.argv = split_cmdline(&self.buf);
@@ -122,7 +136,8 @@ impl ProcReader {
 
     /// Only the short name, for parents and processes seen at start.
     pub fn comm(&mut self, pid: u32) -> Option<String> {
-        self.read_file(&PathBuf::from(format!("/proc/{pid}/comm")), 64).ok()?;
+        self.read_file(&PathBuf::from(format!("/proc/{pid}/comm")), 64)
+            .ok()?;
         Some(String::from_utf8_lossy(trim(&self.buf)).into_owned())
     }
 
@@ -151,7 +166,15 @@ mod tests {
         let s = parse_status(STATUS).unwrap();
         assert_eq!(
             s,
-            Status { name: "bash".into(), ppid: 1000, uid: 1000, euid: 0, gid: 100, egid: 101, zombie: false }
+            Status {
+                name: "bash".into(),
+                ppid: 1000,
+                uid: 1000,
+                euid: 0,
+                gid: 100,
+                egid: 101,
+                zombie: false
+            }
         );
         let z = parse_status(b"Name:\tx\nState:\tZ (zombie)\n").unwrap();
         assert!(z.zombie);
@@ -161,9 +184,18 @@ mod tests {
 
     #[test]
     fn cmdline_split() {
-        assert_eq!(split_cmdline(b"ls\0-l\0/tmp\0"), vec![b"ls".to_vec(), b"-l".to_vec(), b"/tmp".to_vec()]);
-        assert_eq!(split_cmdline(b"nginx: worker process"), vec![b"nginx: worker process".to_vec()]);
-        assert_eq!(split_cmdline(b"a\0\0b\0"), vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            split_cmdline(b"ls\0-l\0/tmp\0"),
+            vec![b"ls".to_vec(), b"-l".to_vec(), b"/tmp".to_vec()]
+        );
+        assert_eq!(
+            split_cmdline(b"nginx: worker process"),
+            vec![b"nginx: worker process".to_vec()]
+        );
+        assert_eq!(
+            split_cmdline(b"a\0\0b\0"),
+            vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]
+        );
         assert!(split_cmdline(b"").is_empty());
     }
 
@@ -173,15 +205,24 @@ mod tests {
         let d = r.read(std::process::id());
         assert!(!d.missing());
         assert!(!d.argv.is_empty());
-        assert_eq!(d.status.unwrap().ppid, nix::unistd::getppid().as_raw() as u32);
-        assert_eq!(d.exe, std::env::current_exe().unwrap().as_os_str().as_bytes());
+        assert_eq!(
+            d.status.unwrap().ppid,
+            nix::unistd::getppid().as_raw() as u32
+        );
+        assert_eq!(
+            d.exe,
+            std::env::current_exe().unwrap().as_os_str().as_bytes()
+        );
     }
 
     #[test]
     fn long_cmdline_is_cut_and_marked() {
         let mut r = ProcReader::new(256);
         let long = "y".repeat(10_000);
-        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; :", "sh", &long]).spawn().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", "sh", &long])
+            .spawn()
+            .unwrap();
         // spawn() returns once exec has closed the CLOEXEC pipe, a moment before the kernel has
         // set up the new argument area: wait for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -50,14 +50,17 @@ impl Tracker {
         for pid in list_pids() {
             let d = self.reader.read(pid);
             if let Some(s) = &d.status {
-                self.remember(pid, Known {
-                    name: s.name.clone(),
-                    exe: d.exe.clone(),
-                    uid: s.uid,
-                    euid: s.euid,
-                    ppid: s.ppid,
-                    started_ns: 0,
-                });
+                self.remember(
+                    pid,
+                    Known {
+                        name: s.name.clone(),
+                        exe: d.exe.clone(),
+                        uid: s.uid,
+                        euid: s.euid,
+                        ppid: s.ppid,
+                        started_ns: 0,
+                    },
+                );
             }
         }
     }
@@ -103,43 +106,69 @@ impl Tracker {
             .get(&ppid)
             .map(|k| k.name.clone())
             .filter(|n| !n.is_empty())
-            .or_else(|| if ppid > 0 { self.reader.comm(ppid) } else { None })
+            .or_else(|| {
+                if ppid > 0 {
+                    self.reader.comm(ppid)
+                } else {
+                    None
+                }
+            })
             .unwrap_or_default();
         let user = self.users.name(uid);
-        let started_ns = before.as_ref().map_or(ts_ns, |b| if b.started_ns > 0 { b.started_ns } else { ts_ns });
-        self.remember(pid, Known {
-            name: name.clone(),
-            exe: d.exe.clone(),
-            uid,
-            euid,
-            ppid,
-            started_ns,
+        let started_ns = before.as_ref().map_or(ts_ns, |b| {
+            if b.started_ns > 0 {
+                b.started_ns
+            } else {
+                ts_ns
+            }
         });
-        let shown = if name.is_empty() { "?".to_owned() } else { name.clone() };
+        self.remember(
+            pid,
+            Known {
+                name: name.clone(),
+                exe: d.exe.clone(),
+                uid,
+                euid,
+                ppid,
+                started_ns,
+            },
+        );
+        let shown = if name.is_empty() {
+            "?".to_owned()
+        } else {
+            name.clone()
+        };
         let message = if missing {
-            format!("Process started: {shown} (PID: {pid}), exited before its details could be read")
+            format!(
+                "Process started: {shown} (PID: {pid}), exited before its details could be read"
+            )
         } else {
             format!("Process started: {shown} (PID: {pid})")
         };
         let severity = severity::exec(&d.exe);
-        event(ts_ns, severity, message, ProcessEvent {
-            action: ProcessAction::Exec as i32,
-            pid,
-            ppid,
-            uid,
-            user,
-            gid,
-            euid,
-            egid,
-            exe: d.exe,
-            argv: d.argv,
-            name,
-            parent_name,
-            cwd: d.cwd,
-            details_missing: missing,
-            argv_truncated: d.argv_truncated,
-            ..Default::default()
-        })
+        event(
+            ts_ns,
+            severity,
+            message,
+            ProcessEvent {
+                action: ProcessAction::Exec as i32,
+                pid,
+                ppid,
+                uid,
+                user,
+                gid,
+                euid,
+                egid,
+                exe: d.exe,
+                argv: d.argv,
+                name,
+                parent_name,
+                cwd: d.cwd,
+                details_missing: missing,
+                argv_truncated: d.argv_truncated,
+                ..Default::default()
+            },
+        )
     }
 
     /// `wait_status` is the kernel's encoding (code << 8 | signal); None when unknown (polling).
@@ -163,21 +192,26 @@ impl Tracker {
             0
         };
         let user = self.users.name(k.uid);
-        event(ts_ns, Severity::Info, format!("Process exited: {shown} (PID: {pid}{how})"), ProcessEvent {
-            action: ProcessAction::Exit as i32,
-            pid,
-            ppid: k.ppid,
-            uid: k.uid,
-            user,
-            euid: k.euid,
-            exe: k.exe,
-            name: k.name,
-            exit_code: code,
-            exit_signal: signal,
-            runtime_ms,
-            details_missing: !known,
-            ..Default::default()
-        })
+        event(
+            ts_ns,
+            Severity::Info,
+            format!("Process exited: {shown} (PID: {pid}{how})"),
+            ProcessEvent {
+                action: ProcessAction::Exit as i32,
+                pid,
+                ppid: k.ppid,
+                uid: k.uid,
+                user,
+                euid: k.euid,
+                exe: k.exe,
+                name: k.name,
+                exit_code: code,
+                exit_signal: signal,
+                runtime_ms,
+                details_missing: !known,
+                ..Default::default()
+            },
+        )
     }
 
     pub fn uid_change(&mut self, pid: u32, ruid: u32, euid: u32, ts_ns: i64) -> Event {
@@ -196,7 +230,15 @@ impl Tracker {
         let old_text = old_uid.map_or("?".to_owned(), |u| u.to_string());
         let user = self.users.name(ruid);
         let k = before.clone().unwrap_or_default();
-        self.remember(pid, Known { uid: ruid, euid, name: name.clone(), ..k.clone() });
+        self.remember(
+            pid,
+            Known {
+                uid: ruid,
+                euid,
+                name: name.clone(),
+                ..k.clone()
+            },
+        );
         event(
             ts_ns,
             severity,
@@ -224,7 +266,10 @@ impl Tracker {
         event(
             ts_ns,
             Severity::Info,
-            format!("Process {} (PID: {pid}) changed gid to {rgid} (egid {egid})", k.name),
+            format!(
+                "Process {} (PID: {pid}) changed gid to {rgid} (egid {egid})",
+                k.name
+            ),
             ProcessEvent {
                 action: ProcessAction::GidChange as i32,
                 pid,
@@ -259,5 +304,6 @@ pub fn list_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }

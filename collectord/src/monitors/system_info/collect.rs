@@ -18,7 +18,17 @@ const MAX_WINDOW: Duration = Duration::from_secs(5);
 const FRESH_WINDOW: Duration = Duration::from_millis(250);
 
 /// Filesystems that are real storage even though their source is not a block device.
-const NETWORK_OR_POOL_FS: &[&str] = &["nfs", "nfs4", "cifs", "smb3", "zfs", "ceph", "glusterfs", "9p", "virtiofs"];
+const NETWORK_OR_POOL_FS: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "zfs",
+    "ceph",
+    "glusterfs",
+    "9p",
+    "virtiofs",
+];
 /// Block-backed filesystems that are noise for an operator (snap packages are squashfs loops).
 const NOISE_FS: &[&str] = &["squashfs", "iso9660"];
 
@@ -72,12 +82,20 @@ impl SystemSampler {
             .as_ref()
             .map(|s| s.cpu_time.len() as u32)
             .filter(|n| *n > 0)
-            .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get() as u32))
+            .or_else(|| {
+                std::thread::available_parallelism()
+                    .ok()
+                    .map(|n| n.get() as u32)
+            })
             .unwrap_or(1);
         let cpuinfo = procfs::CpuInfo::current().ok();
         let model_name = cpuinfo
             .as_ref()
-            .and_then(|c| c.model_name(0).map(str::to_owned).or_else(|| c.get_field(0, "Hardware").map(str::to_owned)))
+            .and_then(|c| {
+                c.model_name(0)
+                    .map(str::to_owned)
+                    .or_else(|| c.get_field(0, "Hardware").map(str::to_owned))
+            })
             .unwrap_or_default();
         let usage = self.cpu_usage();
         let load = procfs::LoadAverage::current().ok();
@@ -119,7 +137,12 @@ impl SystemSampler {
 pub fn read_cpu_ticks() -> Option<CpuTicks> {
     let t = procfs::KernelStats::current().ok()?.total;
     let idle = t.idle + t.iowait.unwrap_or(0);
-    let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
+    let busy = t.user
+        + t.nice
+        + t.system
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
     Some(CpuTicks {
         busy,
         total: busy + idle,
@@ -168,7 +191,11 @@ fn memory() -> Option<MemoryInfo> {
         total,
         available,
         used,
-        usage_percent: if total > 0 { used as f64 * 100.0 / total as f64 } else { 0.0 },
+        usage_percent: if total > 0 {
+            used as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        },
         swap_total: m.swap_total,
         swap_free: m.swap_free,
     })
@@ -193,9 +220,9 @@ fn disks() -> Vec<DiskInfo> {
             continue;
         }
         let key = m.majmin.clone();
-        let replace = by_device
-            .get(&key)
-            .is_none_or(|prev| m.mount_point.as_os_str().len() < prev.mount_point.as_os_str().len());
+        let replace = by_device.get(&key).is_none_or(|prev| {
+            m.mount_point.as_os_str().len() < prev.mount_point.as_os_str().len()
+        });
         if replace {
             by_device.insert(key, m);
         }
@@ -218,7 +245,11 @@ fn disks() -> Vec<DiskInfo> {
                 total,
                 available,
                 used,
-                usage_percent: if denom > 0 { used as f64 * 100.0 / denom as f64 } else { 0.0 },
+                usage_percent: if denom > 0 {
+                    used as f64 * 100.0 / denom as f64
+                } else {
+                    0.0
+                },
                 inodes_total: st.files() as u64,
                 inodes_free: st.files_free() as u64,
                 read_only: st.flags().contains(FsFlags::ST_RDONLY),
@@ -246,7 +277,11 @@ fn interfaces() -> Vec<NetworkInterface> {
             if let Some(link) = addr.as_link_addr() {
                 if let Some(mac) = link.addr() {
                     if mac.iter().any(|b| *b != 0) {
-                        entry.mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                        entry.mac = mac
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":");
                     }
                 }
                 continue;
@@ -275,10 +310,12 @@ fn interfaces() -> Vec<NetworkInterface> {
         }
     }
     for (name, c) in counters {
-        let entry = by_name.entry(name.clone()).or_insert_with(|| NetworkInterface {
-            name,
-            ..Default::default()
-        });
+        let entry = by_name
+            .entry(name.clone())
+            .or_insert_with(|| NetworkInterface {
+                name,
+                ..Default::default()
+            });
         entry.rx_bytes = c.recv_bytes;
         entry.tx_bytes = c.sent_bytes;
         entry.rx_packets = c.recv_packets;
@@ -295,8 +332,14 @@ mod tests {
 
     #[test]
     fn usage_is_busy_share_of_the_delta() {
-        let a = CpuTicks { busy: 100, total: 1000 };
-        let b = CpuTicks { busy: 150, total: 1200 };
+        let a = CpuTicks {
+            busy: 100,
+            total: 1000,
+        };
+        let b = CpuTicks {
+            busy: 150,
+            total: 1200,
+        };
         assert!((usage_between(a, b) - 25.0).abs() < 1e-9);
         assert_eq!(usage_between(a, a), 0.0);
         // A counter that went backwards (CPU hot-unplug) is not a negative percentage.

@@ -35,7 +35,7 @@ pub async fn collect_now(sampler: &Arc<Mutex<SystemSampler>>) -> sec_tracker_pro
 
 pub fn system_event(info: sec_tracker_proto::v1::SystemInfo) -> Event {
     let cpu = info.cpu_info.clone().unwrap_or_default();
-    let mem = info.memory_info.clone().unwrap_or_default();
+    let mem = info.memory_info.unwrap_or_default();
     let load = info.load_average.unwrap_or_default();
     Event {
         timestamp_ns: info.timestamp_ns,

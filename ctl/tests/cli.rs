@@ -1,0 +1,447 @@
+//! sec-trackerctl as a user runs it: against a real collectord, and standalone.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use collectord::testing::{require_root, wait_for, Daemon};
+use serde_json::Value;
+
+const CTL: &str = env!("CARGO_BIN_EXE_sec-trackerctl");
+const PROCESS_ONLY: &str =
+    r#"{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#;
+const SEED_EXAMPLE: &str = r#"{
+  "server": {"url": "https://your-server.com", "api_key": "your-api-key", "timeout": "30s", "retry_max": 3, "batch_size": 100},
+  "agent": {"id": "unique-agent-id", "name": "server-name", "report_interval": "60s", "buffer_size": 1000, "max_queue_size": 10000, "enable_tls": true},
+  "monitoring": {"system_info": true, "process_monitor": true, "file_monitor": true, "network_monitor": true, "auth_monitor": true,
+                 "watch_paths": ["/etc", "/usr/bin", "/var/log"], "scan_interval": "5s"},
+  "local_output": {"json_format": false, "one_shot": false, "show_timestamp": true, "show_colors": true, "compact_output": false}
+}"#;
+
+/// collectord is built beside sec-trackerctl by `cargo test --workspace`.
+fn collectord_bin() -> PathBuf {
+    let p = Path::new(CTL).with_file_name("collectord");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+fn tag(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("st-{name}-{}-{nanos}", std::process::id())
+}
+
+fn ctl(args: &[&str]) -> Command {
+    let mut c = Command::new(CTL);
+    c.args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    c
+}
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Lines of a child's stdout, delivered through a channel so a test can wait with a deadline.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Keeps spawning `true <tag>` until a line containing the tag arrives (the watcher may still be
+/// attaching when the first one runs); returns that line and every line seen before it.
+fn spawn_until_seen(rx: &mpsc::Receiver<String>, tag: &str) -> (String, Vec<String>) {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        Command::new("/bin/true").arg(tag).status().unwrap();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            if line.contains(tag) {
+                return (line, seen);
+            }
+            seen.push(line);
+        }
+    }
+    panic!(
+        "no line with {tag} within 30 s; saw {} lines: {:?}",
+        seen.len(),
+        seen.iter().rev().take(5).collect::<Vec<_>>()
+    );
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn version_prints_the_version() {
+    let (code, out, _) = run(&mut ctl(&["version"]));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.trim(),
+        format!("sec-trackerctl {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn config_check_accepts_the_seed_example_and_hides_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, SEED_EXAMPLE).unwrap();
+    let (code, out, _) = run(&mut ctl(&[
+        "config-check",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid"), "{out}");
+    assert!(out.contains("unique-agent-id"), "{out}");
+    assert!(
+        !out.contains("your-api-key"),
+        "the API key must never be printed: {out}"
+    );
+}
+
+#[test]
+fn config_check_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"agent": {"bufer_size": 5, "report_interval": "often"}, "local_output": {"show_colours": true}}"#).unwrap();
+    let (code, _, err) = run(&mut ctl(&[
+        "config-check",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(
+        err.contains(r#"agent.bufer_size: unknown key; did you mean "buffer_size"?"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("agent.report_interval: \"often\" is not a duration"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"local_output.show_colours: unknown key; did you mean "show_colors"?"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_partial_config_from_a_pipe_works() {
+    // The seed's own usage: -config <(echo '{...}')
+    let script = format!(
+        r#"{CTL} --config <(echo '{{"local_output": {{"compact_output": true}}}}') config-check && \
+           {CTL} --socket /nonexistent/sock --config <(echo '{{"local_output": {{"json_format": true}}}}') snapshot"#
+    );
+    let (code, out, err) = run(Command::new("bash").arg("-c").arg(script));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("valid"), "{out}");
+    let json_start = out.find('{').unwrap();
+    let v: Value =
+        serde_json::from_str(&out[json_start..]).expect("json_format from the piped config");
+    assert!(v["cpu_info"]["usage_percent"].is_number());
+}
+
+#[test]
+fn snapshot_json_has_the_seed_fields_without_a_daemon() {
+    let (code, out, err) = run(&mut ctl(&[
+        "--socket",
+        "/nonexistent/sock",
+        "snapshot",
+        "--json",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for key in ["hostname", "os", "kernel", "architecture", "timestamp"] {
+        assert!(v[key].is_string(), "{key}: {out}");
+    }
+    assert!(v["cpu_info"]["usage_percent"].is_number());
+    assert!(v["cpu_info"]["cores"].as_u64().unwrap() >= 1);
+    let total = v["memory_info"]["total"].as_u64().unwrap();
+    let used = v["memory_info"]["used"].as_u64().unwrap();
+    let available = v["memory_info"]["available"].as_u64().unwrap();
+    assert_eq!(used, total - available);
+    assert!(v["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["mount_point"] == "/"));
+    assert_eq!(v["load_average"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn snapshot_human_layout_and_colour_rules() {
+    let (code, out, _) = run(&mut ctl(&["--socket", "/nonexistent/sock", "snapshot"]));
+    assert_eq!(code, Some(0));
+    for section in [
+        "== SYSTEM INFORMATION ==",
+        "--- CPU ---",
+        "--- MEMORY ---",
+        "--- STATUS ---",
+        "Load Average: ",
+    ] {
+        assert!(out.contains(section), "{section} missing:\n{out}");
+    }
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    let (_, forced, _) =
+        run(ctl(&["--socket", "/nonexistent/sock", "snapshot"]).env("CLICOLOR_FORCE", "1"));
+    assert!(forced.contains("\x1b["), "CLICOLOR_FORCE gives colour");
+    let (_, no_color, _) = run(ctl(&["--socket", "/nonexistent/sock", "snapshot"])
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1"));
+    assert!(!no_color.contains('\x1b'), "NO_COLOR wins");
+    let (_, flag, _) = run(
+        ctl(&["--socket", "/nonexistent/sock", "snapshot", "--no-color"])
+            .env("CLICOLOR_FORCE", "1"),
+    );
+    assert!(!flag.contains('\x1b'), "--no-color wins");
+}
+
+#[test]
+fn status_says_when_collectord_is_not_running() {
+    let (code, out, _) = run(&mut ctl(&["--socket", "/nonexistent/sock", "status"]));
+    assert_eq!(code, Some(3));
+    assert!(out.starts_with("collectord: not running"), "{out}");
+    let (code, out, _) = run(&mut ctl(&[
+        "--socket",
+        "/nonexistent/sock",
+        "status",
+        "--json",
+    ]));
+    assert_eq!(code, Some(3));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collector"]["running"], false);
+}
+
+#[test]
+fn status_shows_a_running_collector_and_its_monitors() {
+    if !require_root("status_running") {
+        return;
+    }
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    let sock = d.socket.to_str().unwrap();
+    let (code, out, err) = run(&mut ctl(&["--socket", sock, "status"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("collectord: running (pid {}", d.pid())),
+        "{out}"
+    );
+    assert!(out.contains("process_monitor  running"), "{out}");
+    let (code, out, _) = run(&mut ctl(&["--socket", sock, "status", "--json"]));
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collector"]["running"], true);
+    let monitors = v["collector"]["monitors"].as_array().unwrap();
+    let process = monitors
+        .iter()
+        .find(|m| m["name"] == "process_monitor")
+        .unwrap();
+    assert_eq!(process["state"], "running");
+    assert_eq!(process["detail"], "kernel process connector");
+}
+
+#[test]
+fn watch_json_streams_one_object_per_line_from_the_daemon() {
+    if !require_root("watch_json") {
+        return;
+    }
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    let mut child = Killed(
+        ctl(&[
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "watch",
+            "--json",
+            "--type",
+            "process",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let rx = lines_of(&mut child.0);
+    let tag = tag("watch");
+    let (line, before) = spawn_until_seen(&rx, &tag);
+    for l in before.iter().chain([&line]) {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(
+            v["type"] == "process" || v["type"] == "gap",
+            "--type process let through {l}"
+        );
+    }
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["details"]["action"], "exec");
+    assert_eq!(v["details"]["argv"][1], tag.as_str());
+    assert_eq!(v["details"]["user"], "root");
+    assert_eq!(v["source"], "process_monitor");
+    assert!(v["seq"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn watch_standalone_needs_no_daemon() {
+    if !require_root("watch_standalone") {
+        return;
+    }
+    let mut child = Killed(
+        ctl(&[
+            "--socket",
+            "/nonexistent/sock",
+            "watch",
+            "--compact",
+            "--no-color",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let rx = lines_of(&mut child.0);
+    let tag = tag("standalone");
+    let (line, _) = spawn_until_seen(&rx, &tag);
+    assert!(
+        line.contains("INFO") && line.contains("process") && line.contains("Process started: true"),
+        "{line}"
+    );
+    let _ = child.0.kill();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("running the collector in-process"), "{err}");
+}
+
+#[test]
+fn watch_into_a_closed_pipe_ends_quietly() {
+    if !require_root("broken_pipe") {
+        return;
+    }
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    let mut child = ctl(&["--socket", d.socket.to_str().unwrap(), "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `| head -n 1`: read one line, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    drop(stdout);
+    let status = wait_for(
+        "watch to notice the closed pipe",
+        Duration::from_secs(20),
+        || {
+            Command::new("/bin/true").status().unwrap();
+            child.try_wait().unwrap()
+        },
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+}
+
+/// A peer that is neither root nor in the group is refused by the collector itself (the socket
+/// is opened to everyone here so that the file mode is not what stops it); a group member is not.
+#[test]
+fn only_root_and_the_socket_group_may_read_the_stream() {
+    if !require_root("peer_auth") {
+        return;
+    }
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg("getent group sec-tracker >/dev/null || groupadd --system sec-tracker")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let gid = String::from_utf8(
+        Command::new("getent")
+            .args(["group", "sec-tracker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let gid = gid.split(':').nth(2).unwrap().to_owned();
+
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // A copy of the CLI that the unprivileged user can execute wherever the checkout lives.
+    let ctl_copy = d.dir.path().join("sec-trackerctl");
+    std::fs::copy(CTL, &ctl_copy).unwrap();
+    std::fs::set_permissions(&ctl_copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = d.socket.to_str().unwrap();
+
+    let as_nobody = |groups: &str| {
+        run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", groups])
+            .arg(&ctl_copy)
+            .args(["--socket", sock, "status"]))
+    };
+    let (code, out, err) = as_nobody("--clear-groups");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("not authorised to read sec-tracker events"),
+        "{err}"
+    );
+    wait_for(
+        "the refusal in collectord's log",
+        Duration::from_secs(5),
+        || {
+            d.log_text()
+                .contains("refused a connection to the collector socket")
+                .then_some(())
+        },
+    );
+
+    let (code, out, err) = as_nobody(&format!("--groups={gid}"));
+    assert_eq!(
+        code,
+        Some(0),
+        "a member of sec-tracker is allowed: {out}{err}"
+    );
+    assert!(out.contains("collectord: running"));
+}
