@@ -37,6 +37,9 @@ fn main() -> std::io::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     pids.flush()?;
-    eprintln!("spawned {count} processes in {secs:.2} s ({:.0}/s)", count as f64 / secs);
+    eprintln!(
+        "spawned {count} processes in {secs:.2} s ({:.0}/s)",
+        count as f64 / secs
+    );
     Ok(())
 }
