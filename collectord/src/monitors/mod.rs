@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
+pub mod auth;
+pub mod file;
+pub mod network;
 pub mod process;
 pub mod system_info;
 

@@ -1,0 +1,3 @@
+//! Auth monitor: logins, sudo, su, account changes.
+
+pub mod parse;

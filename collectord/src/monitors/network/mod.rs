@@ -1,0 +1,1 @@
+//! Network monitor: listening sockets and TCP connections, diffed every scan.
