@@ -12,20 +12,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
+use crate::monitors::auth::AuthMonitor;
+use crate::monitors::file::FileMonitor;
+use crate::monitors::network::NetworkMonitor;
 use crate::monitors::process::ProcessMonitor;
 use crate::monitors::system_info::{self, SystemInfoMonitor, SystemSampler};
 use crate::monitors::{Monitor, MonitorContext, MonitorHealth};
-
-/// Monitors that DESIGN.md lists but this version does not have yet: shown in `status` as
-/// unavailable rather than pretending to run.
-const NOT_YET_AVAILABLE: &[&str] = &["file_monitor", "auth_monitor", "network_monitor"];
 
 pub struct Collector {
     config: Arc<Config>,
     hub: Arc<Hub>,
     sampler: Arc<Mutex<SystemSampler>>,
     health: Vec<Arc<MonitorHealth>>,
-    unavailable: Vec<MonitorStatus>,
     shutdown: CancellationToken,
     tasks: std::sync::Mutex<JoinSet<()>>,
     started: Instant,
@@ -53,6 +51,9 @@ impl Collector {
                 m.system_info,
             ),
             (Box::new(ProcessMonitor), m.process_monitor),
+            (Box::new(FileMonitor), m.file_monitor),
+            (Box::new(AuthMonitor), m.auth_monitor),
+            (Box::new(NetworkMonitor), m.network_monitor),
         ];
         let mut tasks = JoinSet::new();
         let mut health = Vec::new();
@@ -80,27 +81,11 @@ impl Collector {
                 }
             });
         }
-        let enabled_of = |name: &str| match name {
-            "file_monitor" => m.file_monitor,
-            "auth_monitor" => m.auth_monitor,
-            _ => m.network_monitor,
-        };
-        let unavailable = NOT_YET_AVAILABLE
-            .iter()
-            .map(|name| MonitorStatus {
-                name: (*name).to_owned(),
-                enabled: enabled_of(name),
-                state: "unavailable".into(),
-                detail: "not in this version of collectord".into(),
-                ..Default::default()
-            })
-            .collect();
         Arc::new(Collector {
             config,
             hub,
             sampler,
             health,
-            unavailable,
             shutdown,
             tasks: std::sync::Mutex::new(tasks),
             started: Instant::now(),
@@ -129,8 +114,7 @@ impl Collector {
 
     pub fn status(&self) -> CollectorStatus {
         let (oldest, latest, buffered) = self.hub.bounds();
-        let mut monitors: Vec<MonitorStatus> = self.health.iter().map(|h| h.status()).collect();
-        monitors.extend(self.unavailable.iter().cloned());
+        let monitors: Vec<MonitorStatus> = self.health.iter().map(|h| h.status()).collect();
         CollectorStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             stream_id: self.hub.stream_id().into(),
