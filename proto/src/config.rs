@@ -18,6 +18,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/sec-tracker/config.json";
 pub const DEFAULT_COLLECTOR_SOCKET: &str = "/run/sec-tracker/collector.sock";
 /// The group whose members may read the event stream.
 pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
+/// Where the daemons keep their state.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sec-tracker";
 
 /// A value that must never be printed: the server API key.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -77,6 +79,8 @@ pub struct AgentConfig {
     pub collector_socket: PathBuf,
     /// Addition: the group allowed to read the stream (besides root).
     pub socket_group: String,
+    /// Addition: where the daemons keep state (collectord's file baseline; shipperd's queue).
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +97,10 @@ pub struct MonitoringConfig {
     /// Addition: run the process connector reader at real-time priority (needs CAP_SYS_NICE), so
     /// that the command line of a process that lives a millisecond is read before it exits.
     pub realtime_priority: bool,
+    /// Addition: paths under watch_paths that are not watched (the agent's own files always are not).
+    pub exclude_paths: Vec<PathBuf>,
+    /// Addition: regular files larger than this are not hashed (and say so).
+    pub max_hash_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +131,7 @@ impl Default for Config {
                 enable_tls: true,
                 collector_socket: PathBuf::from(DEFAULT_COLLECTOR_SOCKET),
                 socket_group: DEFAULT_SOCKET_GROUP.to_owned(),
+                state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             },
             monitoring: MonitoringConfig {
                 system_info: true,
@@ -137,6 +146,8 @@ impl Default for Config {
                 scan_interval: Duration::from_secs(5),
                 max_cmdline_bytes: 32 * 1024,
                 realtime_priority: true,
+                exclude_paths: vec![PathBuf::from("/var/log/sec-tracker")],
+                max_hash_bytes: 64 * 1024 * 1024,
             },
             local_output: LocalOutputConfig {
                 json_format: false,
@@ -322,6 +333,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.bool("enable_tls", &mut v.enable_tls);
                 s.path("collector_socket", &mut v.collector_socket);
                 s.string("socket_group", &mut v.socket_group);
+                s.path("state_dir", &mut v.state_dir);
             }
             "monitoring" => {
                 let v = &mut c.monitoring;
@@ -339,6 +351,8 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                     &mut v.max_cmdline_bytes,
                 );
                 s.bool("realtime_priority", &mut v.realtime_priority);
+                s.path_list("exclude_paths", &mut v.exclude_paths);
+                s.int("max_hash_bytes", 0, u64::MAX, &mut v.max_hash_bytes);
             }
             _ => {
                 let v = &mut c.local_output;

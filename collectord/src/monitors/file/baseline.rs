@@ -1,0 +1,307 @@
+//! The baseline: what every watched file looked like (size, mode, owner, mtime, hash), kept in
+//! collectord's state directory so that a change made while the agent was down is reported at
+//! its next start.
+//!
+//! A restart re-hashes only files whose metadata (size, mtime, ctime, inode) changed — ctime
+//! cannot be set from user space, so content changes are not missed — which keeps a restart over
+//! `/usr/bin` cheap. The file is JSON lines, written to a temporary file and renamed into place.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::hash::{from_hex, hex, sha256_file, Hashed, Sha256Digest};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileState {
+    pub size: u64,
+    /// Full st_mode, type bits included.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub sha256: Option<Sha256Digest>,
+    pub hash_skipped: bool,
+}
+
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFLNK: u32 = 0o120000;
+
+impl FileState {
+    pub fn kind(&self) -> &'static str {
+        match self.mode & S_IFMT {
+            S_IFREG => "file",
+            S_IFDIR => "directory",
+            S_IFLNK => "symlink",
+            _ => "other",
+        }
+    }
+
+    pub fn is_regular(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Same content as far as metadata can tell.
+    pub fn same_content_metadata(&self, other: &FileState) -> bool {
+        self.size == other.size && self.mtime_ns == other.mtime_ns && self.ctime_ns == other.ctime_ns && self.ino == other.ino
+    }
+
+    /// Permission bits and ownership.
+    pub fn same_attributes(&self, other: &FileState) -> bool {
+        self.mode == other.mode && self.uid == other.uid && self.gid == other.gid
+    }
+}
+
+/// Reads a path's state without following a symlink, hashing regular files up to `limit`.
+pub fn stat(path: &Path, limit: u64) -> Option<FileState> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let mut s = FileState {
+        size: m.size(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        ino: m.ino(),
+        sha256: None,
+        hash_skipped: false,
+    };
+    if s.is_regular() {
+        match sha256_file(path, s.size, limit) {
+            Hashed::Digest(d) => s.sha256 = Some(d),
+            Hashed::TooLarge => s.hash_skipped = true,
+            Hashed::Unavailable => {}
+        }
+    }
+    Some(s)
+}
+
+/// Like [`stat`], but reuses `previous`'s hash when the metadata says the content is unchanged.
+pub fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<FileState> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let quick = FileState {
+        size: m.size(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        ino: m.ino(),
+        sha256: None,
+        hash_skipped: false,
+    };
+    match previous {
+        Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => Some(FileState {
+            sha256: p.sha256,
+            hash_skipped: p.hash_skipped,
+            ..quick
+        }),
+        _ => stat(path, limit),
+    }
+}
+
+pub type Baseline = BTreeMap<Vec<u8>, FileState>;
+
+/// Whether `path` is excluded (equal to or below an excluded path).
+pub fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
+    excludes
+        .iter()
+        .any(|e| path == e.as_slice() || (path.starts_with(e) && path.get(e.len()) == Some(&b'/')))
+}
+
+/// Walks `roots` without following symlinks, staying on each root's filesystem, reusing hashes
+/// from `previous` where metadata is unchanged. Returns the new baseline and the directories seen.
+pub fn scan(roots: &[PathBuf], excludes: &[Vec<u8>], previous: &Baseline, limit: u64) -> (Baseline, Vec<PathBuf>) {
+    let mut out = Baseline::new();
+    let mut dirs = Vec::new();
+    for root in roots {
+        let Ok(root_meta) = std::fs::symlink_metadata(root) else { continue };
+        let dev = root_meta.dev();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            if excluded(dir.as_os_str().as_bytes(), excludes) {
+                continue;
+            }
+            if let Some(s) = restat(&dir, previous.get(dir.as_os_str().as_bytes()), limit) {
+                out.insert(dir.as_os_str().as_bytes().to_vec(), s);
+            }
+            dirs.push(dir.clone());
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let key = path.as_os_str().as_bytes();
+                if excluded(key, excludes) {
+                    continue;
+                }
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    // Another filesystem mounted inside a watched tree is not ours to walk.
+                    if entry.metadata().map(|m| m.dev() == dev).unwrap_or(false) {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                if let Some(s) = restat(&path, previous.get(key), limit) {
+                    out.insert(key.to_vec(), s);
+                }
+            }
+        }
+    }
+    (out, dirs)
+}
+
+/// One JSON object per line; a path that is not UTF-8 is stored hex-encoded under "px".
+pub fn save(path: &Path, baseline: &Baseline) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+    for (p, s) in baseline {
+        let mut v = json!({
+            "s": s.size, "m": s.mode, "u": s.uid, "g": s.gid, "t": s.mtime_ns, "c": s.ctime_ns, "i": s.ino,
+        });
+        let obj = v.as_object_mut().expect("object");
+        match std::str::from_utf8(p) {
+            Ok(text) => obj.insert("p".into(), json!(text)),
+            Err(_) => obj.insert("px".into(), json!(p.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+        };
+        if let Some(h) = &s.sha256 {
+            obj.insert("h".into(), json!(hex(h)));
+        }
+        if s.hash_skipped {
+            obj.insert("k".into(), json!(true));
+        }
+        serde_json::to_writer(&mut w, &v)?;
+        w.write_all(b"\n")?;
+    }
+    w.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Loads a saved baseline. Unreadable lines are skipped and counted: a damaged baseline costs
+/// some "changed while down" accuracy, never the monitor.
+pub fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
+    let f = std::fs::File::open(path)?;
+    let mut out = Baseline::new();
+    let mut bad = 0;
+    for line in std::io::BufReader::new(f).lines() {
+        let Ok(line) = line else {
+            bad += 1;
+            continue;
+        };
+        match parse_line(&line) {
+            Some((p, s)) => {
+                out.insert(p, s);
+            }
+            None => bad += 1,
+        }
+    }
+    Ok((out, bad))
+}
+
+fn parse_line(line: &str) -> Option<(Vec<u8>, FileState)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let path = match (v.get("p").and_then(Value::as_str), v.get("px").and_then(Value::as_str)) {
+        (Some(p), _) => p.as_bytes().to_vec(),
+        (None, Some(hexed)) => (0..hexed.len())
+            .step_by(2)
+            .map(|i| hexed.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()?,
+        _ => return None,
+    };
+    let n = |k: &str| v.get(k).and_then(Value::as_i64);
+    Some((
+        path,
+        FileState {
+            size: n("s")? as u64,
+            mode: n("m")? as u32,
+            uid: n("u")? as u32,
+            gid: n("g")? as u32,
+            mtime_ns: n("t")?,
+            ctime_ns: n("c")?,
+            ino: n("i")? as u64,
+            sha256: v.get("h").and_then(Value::as_str).and_then(from_hex),
+            hash_skipped: v.get("k").and_then(Value::as_bool).unwrap_or(false),
+        },
+    ))
+}
+
+pub fn os(p: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_round_trip_including_odd_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a"), b"hello").unwrap();
+        std::fs::write(root.join("sub").join("new\nline"), b"x").unwrap();
+        std::fs::write(root.join(OsStr::from_bytes(b"bad\xffname")), b"y").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let (b, dirs) = scan(&[root.clone()], &[], &Baseline::new(), 1024);
+        assert_eq!(dirs.len(), 2);
+        assert_eq!(b.len(), 6, "{:?}", b.keys().map(|k| String::from_utf8_lossy(k)).collect::<Vec<_>>());
+        let link = &b[root.join("link").as_os_str().as_bytes()];
+        assert_eq!(link.kind(), "symlink");
+        assert!(link.sha256.is_none(), "symlinks are not followed");
+        let state = dir.path().join("state").join("baseline.jsonl");
+        save(&state, &b).unwrap();
+        let (loaded, bad) = load(&state).unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(loaded, b);
+    }
+
+    #[test]
+    fn unchanged_files_are_not_rehashed_and_changed_ones_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"one").unwrap();
+        let first = stat(&f, 1024).unwrap();
+        let mut fake = first.clone();
+        fake.sha256 = Some([7; 32]);
+        // Same metadata: the (fake) stored hash is trusted.
+        assert_eq!(restat(&f, Some(&fake), 1024).unwrap().sha256, Some([7; 32]));
+        std::fs::write(&f, b"two!").unwrap();
+        let after = restat(&f, Some(&fake), 1024).unwrap();
+        assert_ne!(after.sha256, Some([7; 32]));
+        assert_eq!(after.sha256, stat(&f, 1024).unwrap().sha256);
+    }
+
+    #[test]
+    fn exclusion_is_by_path_component() {
+        let ex = vec![b"/var/log/sec-tracker".to_vec()];
+        assert!(excluded(b"/var/log/sec-tracker", &ex));
+        assert!(excluded(b"/var/log/sec-tracker/agent.log", &ex));
+        assert!(!excluded(b"/var/log/sec-tracker2", &ex));
+        assert!(!excluded(b"/var/log/syslog", &ex));
+    }
+
+    #[test]
+    fn a_damaged_baseline_line_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.jsonl");
+        std::fs::write(&p, "{\"p\":\"/x\",\"s\":1,\"m\":33188,\"u\":0,\"g\":0,\"t\":1,\"c\":1,\"i\":5}\ngarbage\n{\"p\":\"/y\"}\n").unwrap();
+        let (b, bad) = load(&p).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(bad, 2);
+    }
+}

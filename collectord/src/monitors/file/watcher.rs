@@ -1,0 +1,469 @@
+//! Recursive inotify watching and the translation of raw inotify events into file changes.
+//!
+//! inotify is per directory, so every directory below a watch path gets its own watch, added
+//! when the directory appears (its contents, which may have been written before the watch was
+//! in place, are picked up at the same time) and dropped when it goes. Renames are paired by
+//! cookie; a `MOVED_FROM` without its `MOVED_TO` means the file left the tree (a deletion). A
+//! regular file's creation is reported when its writer closes it, with its hash, so `cp` or a
+//! download is one event rather than a create followed by a modify. When the kernel's event
+//! queue overflows, the tree is rescanned against the baseline, so nothing is silently missed.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use super::baseline::{self, os, Baseline, FileState};
+use sec_tracker_proto::v1::FileAction;
+
+/// How long a `MOVED_FROM` waits for its `MOVED_TO` before it counts as a move out of the tree.
+const MOVE_PAIRING: Duration = Duration::from_millis(500);
+/// A created file still open for writing after this is reported as created anyway.
+const CREATE_SETTLE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub action: FileAction,
+    pub path: Vec<u8>,
+    pub old_path: Vec<u8>,
+    pub before: Option<FileState>,
+    pub after: Option<FileState>,
+    pub while_down: bool,
+}
+
+impl Change {
+    fn new(action: FileAction, path: &[u8], before: Option<FileState>, after: Option<FileState>) -> Change {
+        Change { action, path: path.to_vec(), old_path: Vec::new(), before, after, while_down: false }
+    }
+}
+
+/// What changed between two baselines (used at start, for changes made while the agent was
+/// down, and after a queue overflow). Directories only count when they appear, go, or change
+/// mode/owner: their mtime moves with every entry.
+pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (path, after) in new {
+        match old.get(path) {
+            None => out.push(Change::new(FileAction::Created, path, None, Some(after.clone()))),
+            Some(before) => {
+                let content_changed = !after.is_dir()
+                    && (before.mode & 0o170000 != after.mode & 0o170000
+                        || if before.sha256.is_some() && after.sha256.is_some() {
+                            before.sha256 != after.sha256
+                        } else {
+                            !before.same_content_metadata(after)
+                        });
+                if content_changed {
+                    out.push(Change::new(FileAction::Modified, path, Some(before.clone()), Some(after.clone())));
+                } else if !before.same_attributes(after) {
+                    out.push(Change::new(FileAction::Attributes, path, Some(before.clone()), Some(after.clone())));
+                }
+            }
+        }
+    }
+    for (path, before) in old {
+        if !new.contains_key(path) {
+            out.push(Change::new(FileAction::Deleted, path, Some(before.clone()), None));
+        }
+    }
+    out
+}
+
+/// Things worth telling the operator once.
+#[derive(Debug)]
+pub enum Notice {
+    WatchLimit { path: Vec<u8>, limit: String },
+    QueueOverflow,
+    RootGone(Vec<u8>),
+}
+
+pub struct Watcher {
+    inotify: Inotify,
+    roots: Vec<PathBuf>,
+    wd_paths: HashMap<WatchDescriptor, Vec<u8>>,
+    path_wds: HashMap<Vec<u8>, WatchDescriptor>,
+    pub baseline: Baseline,
+    excludes: Vec<Vec<u8>>,
+    hash_limit: u64,
+    pending_creates: HashMap<Vec<u8>, Instant>,
+    pending_moves: HashMap<u32, (Vec<u8>, Instant)>,
+    watch_limit_reported: bool,
+    pub notices: Vec<Notice>,
+    pub dirty: bool,
+    buf: Vec<u8>,
+}
+
+fn mask() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::ATTRIB
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::DONT_FOLLOW
+        | WatchMask::ONLYDIR
+        | WatchMask::EXCL_UNLINK
+}
+
+fn join(dir: &[u8], name: &OsStr) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    p
+}
+
+fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+}
+
+impl Watcher {
+    pub fn new(roots: Vec<PathBuf>, excludes: Vec<Vec<u8>>, hash_limit: u64) -> io::Result<Watcher> {
+        Ok(Watcher {
+            inotify: Inotify::init()?,
+            roots,
+            wd_paths: HashMap::new(),
+            path_wds: HashMap::new(),
+            baseline: Baseline::new(),
+            excludes,
+            hash_limit,
+            pending_creates: HashMap::new(),
+            pending_moves: HashMap::new(),
+            watch_limit_reported: false,
+            notices: Vec::new(),
+            dirty: false,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.inotify)
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.wd_paths.len()
+    }
+
+    /// Watches every root and scans it; returns the baseline of what is there now.
+    pub fn start(&mut self, previous: &Baseline) -> Baseline {
+        for root in self.roots.clone() {
+            self.watch_tree(root.as_os_str().as_bytes());
+        }
+        let (now, _) = baseline::scan(&self.roots, &self.excludes, previous, self.hash_limit);
+        now
+    }
+
+    fn watch_dir(&mut self, dir: &[u8]) {
+        if baseline::excluded(dir, &self.excludes) || self.path_wds.contains_key(dir) {
+            return;
+        }
+        match self.inotify.watches().add(os(dir), mask()) {
+            Ok(wd) => {
+                self.wd_paths.insert(wd.clone(), dir.to_vec());
+                self.path_wds.insert(dir.to_vec(), wd);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                if !self.watch_limit_reported {
+                    self.watch_limit_reported = true;
+                    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+                        .map(|s| s.trim().to_owned())
+                        .unwrap_or_else(|_| "?".into());
+                    self.notices.push(Notice::WatchLimit { path: dir.to_vec(), limit });
+                }
+            }
+            // Gone already, or not a directory any more: nothing to watch.
+            Err(_) => {}
+        }
+    }
+
+    /// Watches `dir` and every directory below it (symlinks are not followed).
+    fn watch_tree(&mut self, dir: &[u8]) {
+        let mut stack = vec![dir.to_vec()];
+        while let Some(d) = stack.pop() {
+            self.watch_dir(&d);
+            let Ok(entries) = std::fs::read_dir(os(&d)) else { continue };
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    let p = e.path();
+                    if !baseline::excluded(p.as_os_str().as_bytes(), &self.excludes) {
+                        stack.push(p.as_os_str().as_bytes().to_vec());
+                    }
+                }
+            }
+        }
+    }
+
+    fn unwatch_tree(&mut self, dir: &[u8]) {
+        let gone: Vec<Vec<u8>> = self
+            .path_wds
+            .keys()
+            .filter(|p| p.as_slice() == dir || is_under(p, dir))
+            .cloned()
+            .collect();
+        for p in gone {
+            if let Some(wd) = self.path_wds.remove(&p) {
+                let _ = self.inotify.watches().remove(wd.clone());
+                self.wd_paths.remove(&wd);
+            }
+        }
+    }
+
+    /// A directory moved inside the tree: its watches stay, their paths change.
+    fn rename_tree(&mut self, old: &[u8], new: &[u8]) {
+        let rewrite = |p: &[u8]| -> Option<Vec<u8>> {
+            if p == old {
+                Some(new.to_vec())
+            } else if is_under(p, old) {
+                let mut n = new.to_vec();
+                n.extend_from_slice(&p[old.len()..]);
+                Some(n)
+            } else {
+                None
+            }
+        };
+        let moved: Vec<(Vec<u8>, WatchDescriptor)> =
+            self.path_wds.iter().filter(|(p, _)| rewrite(p).is_some()).map(|(p, w)| (p.clone(), w.clone())).collect();
+        for (p, wd) in moved {
+            let n = rewrite(&p).expect("filtered");
+            self.path_wds.remove(&p);
+            self.path_wds.insert(n.clone(), wd.clone());
+            self.wd_paths.insert(wd, n);
+        }
+        let keys: Vec<Vec<u8>> = self.baseline.range(old.to_vec()..).take_while(|(k, _)| k.starts_with(old)).map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            if let Some(n) = rewrite(&k) {
+                if let Some(s) = self.baseline.remove(&k) {
+                    self.baseline.insert(n, s);
+                }
+            }
+        }
+    }
+
+    /// Everything below a newly appeared directory: watched, and its files reported as created.
+    fn adopt_tree(&mut self, dir: &[u8], out: &mut Vec<Change>) {
+        self.watch_tree(dir);
+        let (found, _) = baseline::scan(&[PathBuf::from(os(dir))], &self.excludes, &Baseline::new(), self.hash_limit);
+        for (p, s) in found {
+            if !self.baseline.contains_key(&p) {
+                out.push(Change::new(FileAction::Created, &p, None, Some(s.clone())));
+            }
+            self.baseline.insert(p, s);
+        }
+        self.dirty = true;
+    }
+
+    fn stat(&self, path: &[u8]) -> Option<FileState> {
+        baseline::restat(os(path), None, self.hash_limit)
+    }
+
+    /// Reads whatever events are queued (non-blocking) and returns the changes they make.
+    pub fn read(&mut self, out: &mut Vec<Change>) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.read_into(&mut buf, out);
+        self.buf = buf;
+        result
+    }
+
+    fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Change>) -> io::Result<()> {
+        loop {
+            let events: Vec<(WatchDescriptor, EventMask, u32, Option<Vec<u8>>)> = match self.inotify.read_events(buf) {
+                Ok(evs) => evs.map(|e| (e.wd, e.mask, e.cookie, e.name.map(|n| n.as_bytes().to_vec()))).collect(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if events.is_empty() {
+                return Ok(());
+            }
+            for (wd, mask, cookie, name) in events {
+                self.handle(wd, mask, cookie, name.as_deref(), out);
+            }
+        }
+    }
+
+    fn handle(&mut self, wd: WatchDescriptor, mask: EventMask, cookie: u32, name: Option<&[u8]>, out: &mut Vec<Change>) {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            self.notices.push(Notice::QueueOverflow);
+            self.resync(out);
+            return;
+        }
+        let Some(dir) = self.wd_paths.get(&wd).cloned() else { return };
+        if mask.contains(EventMask::IGNORED) {
+            self.wd_paths.remove(&wd);
+            self.path_wds.remove(&dir);
+            return;
+        }
+        if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
+            if self.roots.iter().any(|r| r.as_os_str().as_bytes() == dir.as_slice()) {
+                self.notices.push(Notice::RootGone(dir));
+            }
+            return;
+        }
+        let Some(name) = name else { return };
+        let path = join(&dir, OsStr::from_bytes(name));
+        if baseline::excluded(&path, &self.excludes) {
+            return;
+        }
+        let is_dir = mask.contains(EventMask::ISDIR);
+        self.dirty = true;
+        if mask.contains(EventMask::CREATE) {
+            if is_dir {
+                let after = self.stat(&path);
+                if let Some(s) = &after {
+                    self.baseline.insert(path.clone(), s.clone());
+                }
+                out.push(Change::new(FileAction::Created, &path, None, after));
+                self.adopt_tree(&path, out);
+            } else {
+                match self.stat(&path) {
+                    Some(s) if s.is_regular() => {
+                        self.pending_creates.insert(path.clone(), Instant::now());
+                        self.baseline.insert(path, s);
+                    }
+                    after => {
+                        if let Some(s) = &after {
+                            self.baseline.insert(path.clone(), s.clone());
+                        }
+                        out.push(Change::new(FileAction::Created, &path, None, after));
+                    }
+                }
+            }
+        } else if mask.contains(EventMask::CLOSE_WRITE) {
+            let before = self.baseline.get(&path).cloned();
+            let after = self.stat(&path);
+            if let Some(s) = &after {
+                self.baseline.insert(path.clone(), s.clone());
+            }
+            if self.pending_creates.remove(&path).is_some() {
+                out.push(Change::new(FileAction::Created, &path, None, after));
+            } else {
+                let unchanged = match (&before, &after) {
+                    (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => b.sha256 == a.sha256,
+                    (Some(b), Some(a)) => b.same_content_metadata(a),
+                    _ => false,
+                };
+                if !unchanged {
+                    out.push(Change::new(FileAction::Modified, &path, before, after));
+                }
+            }
+        } else if mask.contains(EventMask::DELETE) {
+            let before = self.baseline.remove(&path);
+            self.pending_creates.remove(&path);
+            if is_dir {
+                self.unwatch_tree(&path);
+                self.baseline.retain(|k, _| !is_under(k, &path));
+            }
+            out.push(Change::new(FileAction::Deleted, &path, before, None));
+        } else if mask.contains(EventMask::MOVED_FROM) {
+            self.pending_moves.insert(cookie, (path, Instant::now()));
+        } else if mask.contains(EventMask::MOVED_TO) {
+            match self.pending_moves.remove(&cookie) {
+                Some((old, _)) => {
+                    let replaced = self.baseline.get(&path).cloned();
+                    let moved = self.baseline.remove(&old);
+                    self.pending_creates.remove(&old);
+                    if is_dir {
+                        self.rename_tree(&old, &path);
+                    }
+                    let after = self.stat(&path).or(moved.clone());
+                    if let Some(s) = &after {
+                        self.baseline.insert(path.clone(), s.clone());
+                    }
+                    // Replacing an existing file by rename (an editor's save) changes that file's
+                    // content: the "before" is what was replaced.
+                    let before = replaced.or(moved);
+                    out.push(Change { action: FileAction::Renamed, path, old_path: old, before, after, while_down: false });
+                }
+                None => {
+                    // Moved in from outside the tree: new to us.
+                    if is_dir {
+                        let after = self.stat(&path);
+                        if let Some(s) = &after {
+                            self.baseline.insert(path.clone(), s.clone());
+                        }
+                        out.push(Change::new(FileAction::Created, &path, None, after));
+                        self.adopt_tree(&path, out);
+                    } else {
+                        let after = self.stat(&path);
+                        let before = self.baseline.get(&path).cloned();
+                        if let Some(s) = &after {
+                            self.baseline.insert(path.clone(), s.clone());
+                        }
+                        let action = if before.is_some() { FileAction::Modified } else { FileAction::Created };
+                        out.push(Change::new(action, &path, before, after));
+                    }
+                }
+            }
+        } else if mask.contains(EventMask::ATTRIB) {
+            let before = self.baseline.get(&path).cloned();
+            let Some(after) = baseline::restat(os(&path), before.as_ref(), self.hash_limit) else { return };
+            self.baseline.insert(path.clone(), after.clone());
+            if let Some(b) = before {
+                if !b.same_attributes(&after) && !self.pending_creates.contains_key(&path) {
+                    out.push(Change::new(FileAction::Attributes, &path, Some(b), Some(after)));
+                }
+            }
+        }
+    }
+
+    /// Expires rename halves and long-open creations; call regularly.
+    pub fn tick(&mut self, out: &mut Vec<Change>) {
+        let now = Instant::now();
+        let expired: Vec<u32> = self
+            .pending_moves
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= MOVE_PAIRING)
+            .map(|(c, _)| *c)
+            .collect();
+        for cookie in expired {
+            if let Some((old, _)) = self.pending_moves.remove(&cookie) {
+                // Moved out of the watched tree.
+                let before = self.baseline.remove(&old);
+                self.pending_creates.remove(&old);
+                if before.as_ref().is_some_and(FileState::is_dir) || self.path_wds.contains_key(&old) {
+                    self.unwatch_tree(&old);
+                    self.baseline.retain(|k, _| !is_under(k, &old));
+                }
+                self.dirty = true;
+                out.push(Change::new(FileAction::Deleted, &old, before, None));
+            }
+        }
+        let settled: Vec<Vec<u8>> = self
+            .pending_creates
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= CREATE_SETTLE)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in settled {
+            self.pending_creates.remove(&p);
+            let after = self.stat(&p);
+            if let Some(s) = &after {
+                self.baseline.insert(p.clone(), s.clone());
+            }
+            out.push(Change::new(FileAction::Created, &p, None, after));
+        }
+    }
+
+    /// After a queue overflow: rescan everything and report the difference.
+    pub fn resync(&mut self, out: &mut Vec<Change>) {
+        for root in self.roots.clone() {
+            self.watch_tree(root.as_os_str().as_bytes());
+        }
+        let (now, _) = baseline::scan(&self.roots, &self.excludes, &self.baseline, self.hash_limit);
+        out.extend(diff(&self.baseline, &now));
+        self.baseline = now;
+        self.pending_creates.clear();
+        self.dirty = true;
+    }
+
+}
+
+pub fn root_exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
