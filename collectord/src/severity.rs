@@ -56,7 +56,12 @@ pub fn uid_change(
 
 /// Account and privilege databases: a change to one of them is how persistence or escalation
 /// is set up.
-const CRITICAL_FILES: &[&[u8]] = &[b"/etc/passwd", b"/etc/shadow", b"/etc/gshadow", b"/etc/sudoers"];
+const CRITICAL_FILES: &[&[u8]] = &[
+    b"/etc/passwd",
+    b"/etc/shadow",
+    b"/etc/gshadow",
+    b"/etc/sudoers",
+];
 const CRITICAL_DIRS: &[&[u8]] = &[b"/etc/sudoers.d/"];
 
 /// A file created, modified, deleted, renamed or re-permissioned at `path` (for a rename, call
@@ -110,7 +115,11 @@ impl Default for FailedLoginBurst {
 
 impl FailedLoginBurst {
     pub fn new(window: Duration, threshold: usize) -> Self {
-        FailedLoginBurst { window, threshold, by_source: HashMap::new() }
+        FailedLoginBurst {
+            window,
+            threshold,
+            by_source: HashMap::new(),
+        }
     }
 
     /// Records a failed login from `source` at `now`; returns the severity it deserves.
@@ -122,7 +131,10 @@ impl FailedLoginBurst {
             self.evict(now);
         }
         let times = self.by_source.entry(source.to_owned()).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             times.pop_front();
         }
         times.push_back(now);
@@ -138,7 +150,10 @@ impl FailedLoginBurst {
 
     fn evict(&mut self, now: Instant) {
         let window = self.window;
-        self.by_source.retain(|_, t| t.back().is_some_and(|last| now.duration_since(*last) <= window));
+        self.by_source.retain(|_, t| {
+            t.back()
+                .is_some_and(|last| now.duration_since(*last) <= window)
+        });
         if self.by_source.len() >= MAX_SOURCES {
             let oldest = self
                 .by_source
@@ -171,7 +186,12 @@ mod tests {
             (b"/etcetera/x", Severity::Info),
         ];
         for (path, want) in table {
-            assert_eq!(file_change(path), *want, "{}", String::from_utf8_lossy(path));
+            assert_eq!(
+                file_change(path),
+                *want,
+                "{}",
+                String::from_utf8_lossy(path)
+            );
         }
     }
 

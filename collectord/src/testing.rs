@@ -54,6 +54,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `binary` with `config_json` and waits until its socket accepts connections.
+    /// `@STATE@` in the config is replaced by a state directory of the daemon's own.
     pub fn start(binary: &Path, config_json: &str) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("sec-tracker-test")
@@ -62,7 +63,12 @@ impl Daemon {
         let socket = dir.path().join("collector.sock");
         let config = dir.path().join("config.json");
         let log = dir.path().join("collectord.log");
-        std::fs::write(&config, config_json).expect("write config");
+        let state = dir.path().join("state");
+        std::fs::write(
+            &config,
+            config_json.replace("@STATE@", &state.display().to_string()),
+        )
+        .expect("write config");
         let mut d = Daemon {
             dir,
             socket,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use collectord::testing::{require_root, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
-use sec_tracker_proto::v1::{event, EventType, FileAction, FileEvent, Severity, SubscribeRequest, SubscribeResponse};
+use sec_tracker_proto::v1::{
+    event, EventType, FileAction, FileEvent, Severity, SubscribeRequest, SubscribeResponse,
+};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
@@ -32,30 +34,51 @@ fn tree() -> Tree {
         dir.path().join("state").display(),
         root.display()
     );
-    Tree { _dir: dir, root, config }
+    Tree {
+        _dir: dir,
+        root,
+        config,
+    }
 }
 
 /// What `sha256sum` says, as an operator would check.
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 async fn subscribe(d: &Daemon) -> Streaming<SubscribeResponse> {
     let mut s = d
         .client()
         .await
-        .subscribe(SubscribeRequest { types: vec![EventType::File as i32], replay: true, ..Default::default() })
+        .subscribe(SubscribeRequest {
+            types: vec![EventType::File as i32],
+            replay: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(20), s.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(matches!(first.item, Some(Item::Hello(_))));
     s
 }
 
 /// Reads file events until one matches, failing after a deadline; returns it with its severity.
-async fn expect(s: &mut Streaming<SubscribeResponse>, what: &str, mut pred: impl FnMut(&FileEvent) -> bool) -> (FileEvent, Severity, String) {
+async fn expect(
+    s: &mut Streaming<SubscribeResponse>,
+    what: &str,
+    mut pred: impl FnMut(&FileEvent) -> bool,
+) -> (FileEvent, Severity, String) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     loop {
@@ -101,7 +124,10 @@ async fn file_changes_arrive_with_hashes() {
     // Modified: before and after.
     let before = sha256sum(&a);
     std::fs::write(&a, "hello world\n").unwrap();
-    let (f, _, _) = expect(&mut s, "modified a.txt", |f| is(f, FileAction::Modified, &a)).await;
+    let (f, _, _) = expect(&mut s, "modified a.txt", |f| {
+        is(f, FileAction::Modified, &a)
+    })
+    .await;
     assert_eq!(f.sha256_before, before);
     assert_eq!(f.sha256_after, sha256sum(&a));
 
@@ -110,26 +136,51 @@ async fn file_changes_arrive_with_hashes() {
     std::fs::create_dir_all(&deep_dir).unwrap();
     let deep = deep_dir.join("deep.txt");
     std::fs::write(&deep, "deep\n").unwrap();
-    expect(&mut s, "created d1", |f| is(f, FileAction::Created, &root.join("d1")) && f.kind == "directory").await;
-    let (f, _, _) = expect(&mut s, "created deep.txt", |f| is(f, FileAction::Created, &deep)).await;
+    expect(&mut s, "created d1", |f| {
+        is(f, FileAction::Created, &root.join("d1")) && f.kind == "directory"
+    })
+    .await;
+    let (f, _, _) = expect(&mut s, "created deep.txt", |f| {
+        is(f, FileAction::Created, &deep)
+    })
+    .await;
     assert_eq!(f.sha256_after, sha256sum(&deep));
     // …and the new directory is itself watched.
     std::fs::write(&deep, "deeper\n").unwrap();
-    expect(&mut s, "modified deep.txt", |f| is(f, FileAction::Modified, &deep)).await;
+    expect(&mut s, "modified deep.txt", |f| {
+        is(f, FileAction::Modified, &deep)
+    })
+    .await;
 
     // Rename across directories: old and new path in one event.
     let moved = root.join("d1").join("a2.txt");
     std::fs::rename(&a, &moved).unwrap();
-    let (f, _, _) = expect(&mut s, "renamed a.txt", |f| is(f, FileAction::Renamed, &moved)).await;
+    let (f, _, _) = expect(&mut s, "renamed a.txt", |f| {
+        is(f, FileAction::Renamed, &moved)
+    })
+    .await;
     assert_eq!(f.old_path, a.as_os_str().as_bytes());
 
     // Mode and owner.
-    assert!(Command::new("chmod").arg("600").arg(&moved).status().unwrap().success());
+    assert!(Command::new("chmod")
+        .arg("600")
+        .arg(&moved)
+        .status()
+        .unwrap()
+        .success());
     let (f, _, msg) = expect(&mut s, "chmod", |f| is(f, FileAction::Attributes, &moved)).await;
     assert_eq!(f.mode, 0o600);
     assert!(msg.contains("mode 644 -> 600"), "{msg}");
-    assert!(Command::new("chown").arg("65534:65534").arg(&moved).status().unwrap().success());
-    let (f, _, _) = expect(&mut s, "chown", |f| is(f, FileAction::Attributes, &moved) && f.uid == 65534).await;
+    assert!(Command::new("chown")
+        .arg("65534:65534")
+        .arg(&moved)
+        .status()
+        .unwrap()
+        .success());
+    let (f, _, _) = expect(&mut s, "chown", |f| {
+        is(f, FileAction::Attributes, &moved) && f.uid == 65534
+    })
+    .await;
     assert_eq!(f.gid, 65534);
 
     // Editor-style save: write a temporary file, rename it over the original.
@@ -138,21 +189,33 @@ async fn file_changes_arrive_with_hashes() {
     let tmp = root.join(".b.txt.swp");
     std::fs::write(&tmp, "version 2\n").unwrap();
     std::fs::rename(&tmp, &b).unwrap();
-    let (f, _, _) = expect(&mut s, "editor save of b.txt", |f| is(f, FileAction::Renamed, &b)).await;
+    let (f, _, _) = expect(&mut s, "editor save of b.txt", |f| {
+        is(f, FileAction::Renamed, &b)
+    })
+    .await;
     assert_eq!(f.old_path, tmp.as_os_str().as_bytes());
-    assert_eq!(f.sha256_before, old_b, "before is the content that was replaced");
+    assert_eq!(
+        f.sha256_before, old_b,
+        "before is the content that was replaced"
+    );
     assert_eq!(f.sha256_after, sha256sum(&b));
 
     // A newline in a file name is carried exactly.
     let odd = root.join("new\nline");
     std::fs::write(&odd, "x").unwrap();
     let (_, _, msg) = expect(&mut s, "odd name", |f| is(f, FileAction::Created, &odd)).await;
-    assert!(msg.contains("new\\nline") && !msg.contains('\n'), "the message stays on one line: {msg:?}");
+    assert!(
+        msg.contains("new\\nline") && !msg.contains('\n'),
+        "the message stays on one line: {msg:?}"
+    );
 
     // Deleted, with the hash it had.
     let last = sha256sum(&moved);
     std::fs::remove_file(&moved).unwrap();
-    let (f, _, _) = expect(&mut s, "deleted a2.txt", |f| is(f, FileAction::Deleted, &moved)).await;
+    let (f, _, _) = expect(&mut s, "deleted a2.txt", |f| {
+        is(f, FileAction::Deleted, &moved)
+    })
+    .await;
     assert_eq!(f.sha256_before, last);
 
     // Moved out of the tree: a deletion.
@@ -171,7 +234,10 @@ async fn changes_made_while_the_collector_was_down_are_reported_at_start() {
     // The baseline is written once the monitor runs.
     let mut s = subscribe(&d).await;
     std::fs::write(t.root.join("marker"), "m").unwrap();
-    expect(&mut s, "marker", |f| is(f, FileAction::Created, &t.root.join("marker"))).await;
+    expect(&mut s, "marker", |f| {
+        is(f, FileAction::Created, &t.root.join("marker"))
+    })
+    .await;
     drop(s);
     assert_eq!(d.stop(), Some(0));
 
@@ -180,7 +246,12 @@ async fn changes_made_while_the_collector_was_down_are_reported_at_start() {
     std::fs::write(&c, "changed while down\n").unwrap();
     std::fs::remove_file(t.root.join("b.txt")).unwrap();
     std::fs::write(t.root.join("new-while-down"), "n").unwrap();
-    assert!(Command::new("chmod").arg("700").arg(t.root.join("existing")).status().unwrap().success());
+    assert!(Command::new("chmod")
+        .arg("700")
+        .arg(t.root.join("existing"))
+        .status()
+        .unwrap()
+        .success());
 
     d.spawn(Path::new(BIN));
     let mut s = subscribe(&d).await;
@@ -228,7 +299,12 @@ async fn the_agents_own_state_is_never_reported() {
     let marker = root.join("after-start");
     std::fs::write(&marker, "x").unwrap();
     let (_, _, _) = expect(&mut s, "marker", |f| {
-        assert!(!f.path.starts_with(root.join("state").as_os_str().as_bytes()), "reported its own state: {:?}", String::from_utf8_lossy(&f.path));
+        assert!(
+            !f.path
+                .starts_with(root.join("state").as_os_str().as_bytes()),
+            "reported its own state: {:?}",
+            String::from_utf8_lossy(&f.path)
+        );
         is(f, FileAction::Created, &marker)
     })
     .await;

@@ -101,6 +101,8 @@ pub struct MonitoringConfig {
     pub exclude_paths: Vec<PathBuf>,
     /// Addition: regular files larger than this are not hashed (and say so).
     pub max_hash_bytes: u64,
+    /// Addition: the text auth logs to follow (those that exist).
+    pub auth_logs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +150,10 @@ impl Default for Config {
                 realtime_priority: true,
                 exclude_paths: vec![PathBuf::from("/var/log/sec-tracker")],
                 max_hash_bytes: 64 * 1024 * 1024,
+                auth_logs: vec![
+                    PathBuf::from("/var/log/auth.log"),
+                    PathBuf::from("/var/log/secure"),
+                ],
             },
             local_output: LocalOutputConfig {
                 json_format: false,
@@ -353,6 +359,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.bool("realtime_priority", &mut v.realtime_priority);
                 s.path_list("exclude_paths", &mut v.exclude_paths);
                 s.int("max_hash_bytes", 0, u64::MAX, &mut v.max_hash_bytes);
+                s.path_list("auth_logs", &mut v.auth_logs);
             }
             _ => {
                 let v = &mut c.local_output;

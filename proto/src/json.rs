@@ -324,6 +324,7 @@ fn network_json(n: &NetworkEvent) -> Value {
         "process_name": n.process_name,
         "uid": n.uid,
         "user": n.user,
+        "inode": n.inode,
     })
 }
 

@@ -107,13 +107,3 @@ impl MonitorHealth {
         }
     }
 }
-
-/// A monitor that this version of collectord does not have yet: it shows as `unavailable` in
-/// `status` instead of pretending to run.
-pub(crate) fn unavailable(ctx: MonitorContext) -> MonitorFuture {
-    Box::pin(async move {
-        ctx.health.set_state("unavailable", "not in this version of collectord");
-        ctx.shutdown.cancelled().await;
-        Ok(())
-    })
-}

@@ -1,10 +1,69 @@
-//! Auth monitor: logins, sudo, su, account changes.
+//! Auth monitor: ssh logins (accepted, failed, invalid user, logout), sudo (commands, failures,
+//! not in sudoers), su, console logins, and account changes (useradd, usermod, passwd, groupadd…).
+//!
+//! Sources, detected at start and shown in `status`:
+//! * `/var/log/auth.log` or `/var/log/secure` (`monitoring.auth_logs`), followed from the end
+//!   across rotation ([`follow`]); the position is saved in the state directory, so lines written
+//!   while collectord was down are read at its next start;
+//! * the systemd journal (through `journalctl`), only where no such file exists — rsyslog
+//!   copies the same messages into auth.log, and reading both would double every event;
+//! * `wtmp` and `btmp` ([`utmp`]): a login or failed login that the text log already reported is
+//!   not reported again; one it did not (a console login on a host without syslog) is.
+//!
+//! Parsing is [`parse`] (pure functions, golden-tested). A line that is not syslog is skipped and
+//! counted in the monitor's `errors`.
 
+mod follow;
 pub mod parse;
+pub mod utmp;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sec_tracker_proto::json::{escape_bytes, now_ns};
+use sec_tracker_proto::v1::{event, AuthEvent, Event, EventType, Severity};
+use serde_json::{json, Value};
 
 use super::{Monitor, MonitorContext, MonitorFuture};
+use crate::severity::{self, FailedLoginBurst};
+use follow::{Follower, Start};
+use parse::{AuthKind, AuthRecord, ParseError};
 
 pub const NAME: &str = "auth_monitor";
+const POLL: Duration = Duration::from_millis(250);
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+const MAX_LINE: usize = 64 * 1024;
+const RAW_KEPT: usize = 1024;
+/// How long a wtmp/btmp record waits for the text log's version of the same login.
+const CORRELATE_DELAY: Duration = Duration::from_secs(3);
+const CORRELATE_WINDOW: Duration = Duration::from_secs(120);
+/// The same occurrence logged twice by one process (pam's line and the program's own).
+const DEDUP_WINDOW: Duration = Duration::from_secs(10);
+const POSITIONS_FILE: &str = "auth-positions.json";
+const JOURNAL_IDENTIFIERS: &[&str] = &[
+    "sshd",
+    "sshd-session",
+    "sudo",
+    "su",
+    "login",
+    "useradd",
+    "usermod",
+    "userdel",
+    "groupadd",
+    "groupmod",
+    "groupdel",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "chsh",
+    "chfn",
+];
 
 pub struct AuthMonitor;
 
@@ -14,6 +73,550 @@ impl Monitor for AuthMonitor {
     }
 
     fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
-        super::unavailable(ctx)
+        Box::pin(async move {
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let thread_ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name("auth-monitor".into())
+                .spawn(move || {
+                    let _ = done_tx.send(run(&thread_ctx));
+                })?;
+            done_rx.await.unwrap_or(Ok(()))
+        })
+    }
+}
+
+struct TextLog {
+    follower: Follower,
+    name: String,
+}
+
+struct UtmpLog {
+    follower: Follower,
+    name: &'static str,
+    failed: bool,
+    pending: Vec<u8>,
+}
+
+struct Journal {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
+    let state_dir = ctx.config.agent.state_dir.join("collectord");
+    let positions_path = state_dir.join(POSITIONS_FILE);
+    let saved = load_positions(&positions_path);
+    let start_for = |p: &Path| match saved.get(&p.display().to_string()) {
+        Some((ino, offset)) => Start::Resume {
+            ino: *ino,
+            offset: *offset,
+        },
+        None => Start::End,
+    };
+
+    let mut texts: Vec<TextLog> = ctx
+        .config
+        .monitoring
+        .auth_logs
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| TextLog {
+            follower: Follower::new(p, start_for(p), MAX_LINE),
+            name: p.display().to_string(),
+        })
+        .collect();
+    let mut journal = None;
+    if texts.is_empty() {
+        journal = start_journal();
+    }
+    let mut utmps: Vec<UtmpLog> = [
+        ("/var/log/wtmp", "wtmp", false),
+        ("/var/log/btmp", "btmp", true),
+    ]
+    .into_iter()
+    .filter(|(p, _, _)| Path::new(p).exists())
+    .map(|(p, name, failed)| UtmpLog {
+        follower: Follower::new(Path::new(p), start_for(Path::new(p)), usize::MAX),
+        name,
+        failed,
+        pending: Vec::new(),
+    })
+    .collect();
+
+    let mut sources: Vec<String> = texts.iter().map(|t| t.name.clone()).collect();
+    if journal.is_some() {
+        sources.push("journald".into());
+    }
+    sources.extend(utmps.iter().map(|u| u.name.to_owned()));
+    let text_source = !texts.is_empty() || journal.is_some();
+    if sources.is_empty() {
+        let why = "no auth log, journal, wtmp or btmp found: nothing to follow".to_owned();
+        ctx.health.set_state("failed", why.clone());
+        ctx.notice("monitor_unavailable", Severity::Warning, 0, why);
+        return Ok(());
+    }
+    let detail = format!("sources: {}", sources.join(", "));
+    tracing::info!("auth monitor: following {}", sources.join(", "));
+    ctx.health
+        .set_state(if text_source { "running" } else { "fallback" }, detail);
+
+    let mut state = State::new(text_source);
+    let mut lines = Vec::new();
+    let mut last_save = Instant::now();
+    while !ctx.shutdown.is_cancelled() {
+        for t in &mut texts {
+            lines.clear();
+            if let Err(e) = t.follower.poll(&mut lines) {
+                ctx.health.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, log = %t.name, "cannot read the auth log");
+            }
+            for line in &lines {
+                match parse::parse_line(line) {
+                    Ok(Some(r)) => state.text_record(ctx, r, &t.name, line),
+                    Ok(None) | Err(ParseError::Empty) => {}
+                    Err(_) => {
+                        ctx.health.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if let Some(j) = &journal {
+            while let Ok(line) = j.lines.try_recv() {
+                match journal_record(&line) {
+                    Some(r) => state.text_record(ctx, r, "journald", line.as_bytes()),
+                    None if serde_json::from_str::<Value>(&line).is_err() => {
+                        ctx.health.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {}
+                }
+            }
+        }
+        for u in &mut utmps {
+            if let Err(e) = u.follower.poll_bytes(&mut u.pending) {
+                tracing::warn!(error = %e, log = u.name, "cannot read");
+            }
+            let (records, rest) = utmp::parse_records(&u.pending);
+            let consumed = u.pending.len() - rest;
+            u.pending.drain(..consumed);
+            for r in records {
+                state.utmp_record(r, u.name, u.failed);
+            }
+        }
+        state.flush_utmp(ctx, false);
+        if last_save.elapsed() >= SAVE_EVERY {
+            save_positions(&positions_path, &texts, &utmps);
+            last_save = Instant::now();
+        }
+        std::thread::sleep(POLL);
+    }
+    state.flush_utmp(ctx, true);
+    save_positions(&positions_path, &texts, &utmps);
+    Ok(())
+}
+
+/// Correlation and de-duplication state.
+struct State {
+    text_source: bool,
+    burst: FailedLoginBurst,
+    /// Recent text-log logins and failures: (kind, user, address, when).
+    recent: VecDeque<(AuthKind, String, String, Instant)>,
+    /// Occurrences already reported: (kind, program, pid or user) → when.
+    seen: HashMap<(AuthKind, String, String), Instant>,
+    /// wtmp/btmp records waiting to be compared with the text log.
+    pending_utmp: Vec<(utmp::UtmpRecord, &'static str, bool, Instant)>,
+    /// tty line → user, from wtmp logins, to name the user of a logout.
+    line_users: HashMap<String, String>,
+}
+
+impl State {
+    fn new(text_source: bool) -> State {
+        State {
+            text_source,
+            burst: FailedLoginBurst::default(),
+            recent: VecDeque::new(),
+            seen: HashMap::new(),
+            pending_utmp: Vec::new(),
+            line_users: HashMap::new(),
+        }
+    }
+
+    /// True when this record repeats an occurrence already reported.
+    fn duplicate(&mut self, r: &AuthRecord) -> bool {
+        let now = Instant::now();
+        self.seen
+            .retain(|_, at| now.duration_since(*at) < DEDUP_WINDOW);
+        // sudo logs each failed attempt through pam, then one line that names the command and
+        // the count: the latter is the occurrence.
+        if r.kind == AuthKind::SudoAuthFailure && r.command.is_empty() {
+            return true;
+        }
+        let by_process = (r.kind, r.program.clone(), format!("pid {}", r.pid));
+        // A logout is logged by sshd's session process and by pam in its monitor: two pids.
+        let by_user = (r.kind, r.program.clone(), format!("user {}", r.user));
+        let dup = (r.pid != 0 && self.seen.contains_key(&by_process))
+            || (r.kind == AuthKind::SshSessionClosed && self.seen.contains_key(&by_user))
+            // The login itself was reported by the Accepted line.
+            || r.kind == AuthKind::SshSessionOpened;
+        if r.pid != 0 {
+            self.seen.insert(by_process, now);
+        }
+        self.seen.insert(by_user, now);
+        dup
+    }
+
+    fn text_record(&mut self, ctx: &MonitorContext, r: AuthRecord, source: &str, raw: &[u8]) {
+        if self.duplicate(&r) {
+            return;
+        }
+        let now = Instant::now();
+        if matches!(
+            r.kind,
+            AuthKind::SshAccepted
+                | AuthKind::SshFailed
+                | AuthKind::SshInvalidUser
+                | AuthKind::ConsoleLogin
+                | AuthKind::ConsoleLoginFailure
+        ) {
+            self.recent
+                .push_back((r.kind, r.user.clone(), r.source_address.clone(), now));
+            while self
+                .recent
+                .front()
+                .is_some_and(|(_, _, _, at)| now.duration_since(*at) > CORRELATE_WINDOW)
+                || self.recent.len() > 10_000
+            {
+                self.recent.pop_front();
+            }
+        }
+        let sev = self.severity(&r, now);
+        ctx.emit(auth_event(&r, source, raw, sev));
+    }
+
+    fn severity(&mut self, r: &AuthRecord, now: Instant) -> Severity {
+        let login_failure = matches!(
+            r.kind,
+            AuthKind::SshFailed
+                | AuthKind::SshInvalidUser
+                | AuthKind::ConsoleLoginFailure
+                | AuthKind::SuFailure
+        );
+        if login_failure {
+            let key = if r.source_address.is_empty() {
+                String::new()
+            } else {
+                r.source_address.clone()
+            };
+            let mut sev = Severity::Warning;
+            for _ in 0..r.occurrences.max(1) {
+                sev = sev.max(self.burst.failed(&key, now));
+            }
+            sev
+        } else {
+            severity::auth(r.kind.success())
+        }
+    }
+
+    fn utmp_record(&mut self, r: utmp::UtmpRecord, source: &'static str, failed: bool) {
+        match r.kind {
+            utmp::UtmpKind::UserProcess
+            | utmp::UtmpKind::DeadProcess
+            | utmp::UtmpKind::LoginProcess => {
+                self.pending_utmp.push((r, source, failed, Instant::now()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Reports wtmp/btmp records that the text log did not already report.
+    fn flush_utmp(&mut self, ctx: &MonitorContext, all: bool) {
+        let now = Instant::now();
+        let ready: Vec<_> = {
+            let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_utmp)
+                .into_iter()
+                .partition(|(_, _, _, at)| all || now.duration_since(*at) >= CORRELATE_DELAY);
+            self.pending_utmp = wait;
+            ready
+        };
+        for (u, source, failed, _) in ready {
+            let host = u
+                .addr
+                .map(|a| a.to_string())
+                .filter(|a| a != "0.0.0.0" && a != "::")
+                .unwrap_or_else(|| u.host.clone());
+            let record = if failed {
+                let kind = if u.line.starts_with("ssh") {
+                    AuthKind::SshFailed
+                } else {
+                    AuthKind::ConsoleLoginFailure
+                };
+                AuthRecord {
+                    kind,
+                    user: u.user.clone(),
+                    source_address: host.clone(),
+                    tty: u.line.clone(),
+                    program: source.into(),
+                    success: false,
+                    ..AuthRecord::default()
+                }
+            } else if u.kind == utmp::UtmpKind::UserProcess {
+                self.line_users.insert(u.line.clone(), u.user.clone());
+                if self.line_users.len() > 4096 {
+                    self.line_users.clear();
+                }
+                let kind = if host.is_empty() {
+                    AuthKind::ConsoleLogin
+                } else {
+                    AuthKind::SshAccepted
+                };
+                AuthRecord {
+                    kind,
+                    user: u.user.clone(),
+                    source_address: host.clone(),
+                    tty: u.line.clone(),
+                    program: source.into(),
+                    success: true,
+                    ..AuthRecord::default()
+                }
+            } else if u.kind == utmp::UtmpKind::DeadProcess && !self.text_source {
+                let Some(user) = self.line_users.remove(&u.line) else {
+                    continue;
+                };
+                AuthRecord {
+                    kind: AuthKind::SshSessionClosed,
+                    user,
+                    tty: u.line.clone(),
+                    program: source.into(),
+                    success: true,
+                    ..AuthRecord::default()
+                }
+            } else {
+                continue;
+            };
+            // Already reported by the text log (same kind of occurrence, same user, same place)?
+            let reported = self.recent.iter().any(|(k, user, addr, _)| {
+                let same_kind = match record.kind {
+                    AuthKind::SshFailed => {
+                        matches!(k, AuthKind::SshFailed | AuthKind::SshInvalidUser)
+                    }
+                    AuthKind::SshAccepted => *k == AuthKind::SshAccepted,
+                    AuthKind::ConsoleLogin => {
+                        matches!(k, AuthKind::ConsoleLogin | AuthKind::SshAccepted)
+                    }
+                    AuthKind::ConsoleLoginFailure => {
+                        matches!(k, AuthKind::ConsoleLoginFailure | AuthKind::SshFailed)
+                    }
+                    _ => false,
+                };
+                same_kind
+                    && (user == &record.user || record.user.is_empty())
+                    && (record.source_address.is_empty() || addr == &record.source_address)
+            });
+            if reported {
+                continue;
+            }
+            let raw = format!(
+                "{source} record: type {:?}, user {:?}, line {:?}, host {:?}",
+                u.kind, u.user, u.line, u.host
+            );
+            let sev = self.severity(&record, now);
+            ctx.emit(auth_event(&record, source, raw.as_bytes(), sev));
+        }
+    }
+}
+
+fn auth_event(r: &AuthRecord, source: &str, raw: &[u8], severity: Severity) -> Event {
+    let mut message = escape_bytes(r.describe().as_bytes());
+    if r.occurrences > 1 {
+        message.push_str(&format!(" (x{})", r.occurrences));
+    }
+    Event {
+        timestamp_ns: now_ns(),
+        r#type: EventType::Auth as i32,
+        severity: severity as i32,
+        source: NAME.into(),
+        message,
+        details: Some(event::Details::Auth(AuthEvent {
+            action: r.action().into(),
+            user: r.user.clone(),
+            target_user: r.target_user.clone(),
+            source_address: r.source_address.clone(),
+            source_port: r.source_port,
+            method: r.method.clone(),
+            success: r.success,
+            tty: r.tty.clone(),
+            cwd: r.cwd.clone(),
+            command: r.command.clone(),
+            service: r.program.clone(),
+            log_source: source.into(),
+            raw: String::from_utf8_lossy(&raw[..raw.len().min(RAW_KEPT)]).into_owned(),
+            pid: r.pid,
+        })),
+        ..Default::default()
+    }
+}
+
+/// `journalctl --follow` for the programs we parse, as JSON lines.
+fn start_journal() -> Option<Journal> {
+    if !Path::new("/run/systemd/journal/socket").exists() {
+        return None;
+    }
+    let mut cmd = Command::new("journalctl");
+    cmd.args(["--follow", "--lines=0", "--output=json", "--no-pager"]);
+    for id in JOURNAL_IDENTIFIERS {
+        cmd.arg(format!("--identifier={id}"));
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let (tx, lines) = mpsc::sync_channel(10_000);
+    std::thread::Builder::new()
+        .name("auth-journal".into())
+        .spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .ok()?;
+    Some(Journal { child, lines })
+}
+
+/// One `journalctl -o json` entry → a record. MESSAGE may be an array of bytes when it is not
+/// UTF-8.
+fn journal_record(line: &str) -> Option<AuthRecord> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let program = v.get("SYSLOG_IDENTIFIER")?.as_str()?;
+    let message = match v.get("MESSAGE")? {
+        Value::String(s) => s.clone(),
+        Value::Array(bytes) => String::from_utf8_lossy(
+            &bytes
+                .iter()
+                .filter_map(|b| b.as_u64().map(|b| b as u8))
+                .collect::<Vec<u8>>(),
+        )
+        .into_owned(),
+        _ => return None,
+    };
+    let pid = v
+        .get("_PID")
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse().ok());
+    parse::parse_message(program, pid, &message)
+}
+
+fn load_positions(path: &Path) -> HashMap<String, (u64, u64)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
+        return HashMap::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| Some((k, (v.get("ino")?.as_u64()?, v.get("offset")?.as_u64()?))))
+        .collect()
+}
+
+fn save_positions(path: &Path, texts: &[TextLog], utmps: &[UtmpLog]) {
+    let mut map = serde_json::Map::new();
+    let mut put = |p: &Path, (ino, offset): (u64, u64)| {
+        if ino != 0 {
+            map.insert(
+                p.display().to_string(),
+                json!({"ino": ino, "offset": offset}),
+            );
+        }
+    };
+    for t in texts {
+        put(t.follower.path(), t.follower.position());
+    }
+    for u in utmps {
+        let (ino, offset) = u.follower.position();
+        // Never resume inside a record.
+        put(u.follower.path(), (ino, offset - u.pending.len() as u64));
+    }
+    let result = (|| -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&Value::Object(map))?)?;
+        std::fs::rename(tmp, path)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(error = %e, path = %path.display(), "cannot save auth log positions");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_entries_are_parsed_including_byte_array_messages() {
+        let line = r#"{"SYSLOG_IDENTIFIER":"sshd","_PID":"42","MESSAGE":"Failed password for root from 192.0.2.9 port 4242 ssh2"}"#;
+        let r = journal_record(line).unwrap();
+        assert_eq!(
+            (r.kind, r.user.as_str(), r.pid, r.source_port),
+            (AuthKind::SshFailed, "root", 42, 4242)
+        );
+        let bytes: Vec<u8> = b"Invalid user b\xffd from 192.0.2.9 port 1".to_vec();
+        let line = json!({"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": bytes}).to_string();
+        assert_eq!(
+            journal_record(&line).unwrap().kind,
+            AuthKind::SshInvalidUser
+        );
+        assert!(journal_record("not json").is_none());
+    }
+
+    #[test]
+    fn one_occurrence_logged_twice_is_one_event() {
+        let mut s = State::new(true);
+        let rec = |kind, pid, user: &str, command: &str| AuthRecord {
+            kind,
+            pid,
+            user: user.into(),
+            command: command.into(),
+            program: "x".into(),
+            ..AuthRecord::default()
+        };
+        assert!(!s.duplicate(&rec(AuthKind::SuSuccess, 10, "alice", "")));
+        assert!(
+            s.duplicate(&rec(AuthKind::SuSuccess, 10, "root", "")),
+            "same su process"
+        );
+        assert!(
+            !s.duplicate(&rec(AuthKind::SuSuccess, 11, "alice", "")),
+            "another su"
+        );
+        assert!(
+            s.duplicate(&rec(AuthKind::SudoAuthFailure, 12, "alice", "")),
+            "pam's per-attempt line"
+        );
+        assert!(
+            !s.duplicate(&rec(AuthKind::SudoAuthFailure, 12, "alice", "/usr/bin/id")),
+            "sudo's summary"
+        );
+        assert!(!s.duplicate(&rec(AuthKind::SshSessionClosed, 20, "bob", "")));
+        assert!(
+            s.duplicate(&rec(AuthKind::SshSessionClosed, 21, "bob", "")),
+            "pam and sshd both log the logout"
+        );
+        assert!(
+            s.duplicate(&rec(AuthKind::SshSessionOpened, 22, "bob", "")),
+            "the Accepted line is the login"
+        );
     }
 }

@@ -56,7 +56,10 @@ impl FileState {
 
     /// Same content as far as metadata can tell.
     pub fn same_content_metadata(&self, other: &FileState) -> bool {
-        self.size == other.size && self.mtime_ns == other.mtime_ns && self.ctime_ns == other.ctime_ns && self.ino == other.ino
+        self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.ctime_ns == other.ctime_ns
+            && self.ino == other.ino
     }
 
     /// Permission bits and ownership.
@@ -104,11 +107,13 @@ pub fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<F
         hash_skipped: false,
     };
     match previous {
-        Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => Some(FileState {
-            sha256: p.sha256,
-            hash_skipped: p.hash_skipped,
-            ..quick
-        }),
+        Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => {
+            Some(FileState {
+                sha256: p.sha256,
+                hash_skipped: p.hash_skipped,
+                ..quick
+            })
+        }
         _ => stat(path, limit),
     }
 }
@@ -124,11 +129,18 @@ pub fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
 
 /// Walks `roots` without following symlinks, staying on each root's filesystem, reusing hashes
 /// from `previous` where metadata is unchanged. Returns the new baseline and the directories seen.
-pub fn scan(roots: &[PathBuf], excludes: &[Vec<u8>], previous: &Baseline, limit: u64) -> (Baseline, Vec<PathBuf>) {
+pub fn scan(
+    roots: &[PathBuf],
+    excludes: &[Vec<u8>],
+    previous: &Baseline,
+    limit: u64,
+) -> (Baseline, Vec<PathBuf>) {
     let mut out = Baseline::new();
     let mut dirs = Vec::new();
     for root in roots {
-        let Ok(root_meta) = std::fs::symlink_metadata(root) else { continue };
+        let Ok(root_meta) = std::fs::symlink_metadata(root) else {
+            continue;
+        };
         let dev = root_meta.dev();
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
@@ -139,7 +151,9 @@ pub fn scan(roots: &[PathBuf], excludes: &[Vec<u8>], previous: &Baseline, limit:
                 out.insert(dir.as_os_str().as_bytes().to_vec(), s);
             }
             dirs.push(dir.clone());
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 let key = path.as_os_str().as_bytes();
@@ -177,7 +191,10 @@ pub fn save(path: &Path, baseline: &Baseline) -> std::io::Result<()> {
         let obj = v.as_object_mut().expect("object");
         match std::str::from_utf8(p) {
             Ok(text) => obj.insert("p".into(), json!(text)),
-            Err(_) => obj.insert("px".into(), json!(p.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+            Err(_) => obj.insert(
+                "px".into(),
+                json!(p.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            ),
         };
         if let Some(h) = &s.sha256 {
             obj.insert("h".into(), json!(hex(h)));
@@ -215,11 +232,18 @@ pub fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
 
 fn parse_line(line: &str) -> Option<(Vec<u8>, FileState)> {
     let v: Value = serde_json::from_str(line).ok()?;
-    let path = match (v.get("p").and_then(Value::as_str), v.get("px").and_then(Value::as_str)) {
+    let path = match (
+        v.get("p").and_then(Value::as_str),
+        v.get("px").and_then(Value::as_str),
+    ) {
         (Some(p), _) => p.as_bytes().to_vec(),
         (None, Some(hexed)) => (0..hexed.len())
             .step_by(2)
-            .map(|i| hexed.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .map(|i| {
+                hexed
+                    .get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()?,
         _ => return None,
     };
@@ -257,9 +281,16 @@ mod tests {
         std::fs::write(root.join("sub").join("new\nline"), b"x").unwrap();
         std::fs::write(root.join(OsStr::from_bytes(b"bad\xffname")), b"y").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        let (b, dirs) = scan(&[root.clone()], &[], &Baseline::new(), 1024);
+        let (b, dirs) = scan(std::slice::from_ref(&root), &[], &Baseline::new(), 1024);
         assert_eq!(dirs.len(), 2);
-        assert_eq!(b.len(), 6, "{:?}", b.keys().map(|k| String::from_utf8_lossy(k)).collect::<Vec<_>>());
+        assert_eq!(
+            b.len(),
+            6,
+            "{:?}",
+            b.keys()
+                .map(|k| String::from_utf8_lossy(k))
+                .collect::<Vec<_>>()
+        );
         let link = &b[root.join("link").as_os_str().as_bytes()];
         assert_eq!(link.kind(), "symlink");
         assert!(link.sha256.is_none(), "symlinks are not followed");

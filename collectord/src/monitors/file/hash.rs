@@ -70,10 +70,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").unwrap();
-        let Hashed::Digest(d) = sha256_file(&p, 3, 1024) else { panic!() };
-        assert_eq!(hex(&d), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let Hashed::Digest(d) = sha256_file(&p, 3, 1024) else {
+            panic!()
+        };
+        assert_eq!(
+            hex(&d),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(from_hex(&hex(&d)), Some(d));
         assert!(matches!(sha256_file(&p, 3, 2), Hashed::TooLarge));
-        assert!(matches!(sha256_file(&dir.path().join("nope"), 0, 10), Hashed::Unavailable));
+        assert!(matches!(
+            sha256_file(&dir.path().join("nope"), 0, 10),
+            Hashed::Unavailable
+        ));
     }
 }

@@ -42,9 +42,11 @@ impl Monitor for FileMonitor {
         Box::pin(async move {
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let thread_ctx = ctx.clone();
-            std::thread::Builder::new().name("file-monitor".into()).spawn(move || {
-                let _ = done_tx.send(run_watcher(&thread_ctx));
-            })?;
+            std::thread::Builder::new()
+                .name("file-monitor".into())
+                .spawn(move || {
+                    let _ = done_tx.send(run_watcher(&thread_ctx));
+                })?;
             done_rx.await.unwrap_or(Ok(()))
         })
     }
@@ -54,7 +56,12 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
     let cfg = &ctx.config;
     let state_dir = cfg.agent.state_dir.join("collectord");
     let baseline_path = state_dir.join(BASELINE_FILE);
-    let mut excludes: Vec<Vec<u8>> = cfg.monitoring.exclude_paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+    let mut excludes: Vec<Vec<u8>> = cfg
+        .monitoring
+        .exclude_paths
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
     excludes.push(cfg.agent.state_dir.as_os_str().as_bytes().to_vec());
     let roots: Vec<PathBuf> = cfg
         .monitoring
@@ -158,7 +165,10 @@ fn report(ctx: &MonitorContext, n: watcher::Notice) {
             ctx.notice("events_lost", Severity::Warning, 0, msg);
         }
         watcher::Notice::RootGone(p) => {
-            let msg = format!("watch path {} was removed or moved; it is no longer watched", escape_bytes(&p));
+            let msg = format!(
+                "watch path {} was removed or moved; it is no longer watched",
+                escape_bytes(&p)
+            );
             tracing::warn!("{msg}");
             ctx.notice("watch_root_gone", Severity::Warning, 0, msg);
         }
@@ -179,10 +189,17 @@ pub fn file_event(c: &Change) -> Event {
         FileAction::Deleted => format!("File deleted: {path}"),
         FileAction::Renamed => format!("File renamed: {} -> {path}", escape_bytes(&c.old_path)),
         FileAction::Attributes => {
-            let (b, a) = (c.before.clone().unwrap_or_default(), c.after.clone().unwrap_or_default());
+            let (b, a) = (
+                c.before.clone().unwrap_or_default(),
+                c.after.clone().unwrap_or_default(),
+            );
             let mut parts = Vec::new();
             if b.mode != a.mode {
-                parts.push(format!("mode {:o} -> {:o}", b.mode & 0o7777, a.mode & 0o7777));
+                parts.push(format!(
+                    "mode {:o} -> {:o}",
+                    b.mode & 0o7777,
+                    a.mode & 0o7777
+                ));
             }
             if b.uid != a.uid || b.gid != a.gid {
                 parts.push(format!("owner {}:{} -> {}:{}", b.uid, b.gid, a.uid, a.gid));
@@ -191,8 +208,17 @@ pub fn file_event(c: &Change) -> Event {
         }
         FileAction::Unspecified => format!("File changed: {path}"),
     };
-    let message = if c.while_down { format!("{what} (while the agent was down)") } else { what };
-    let sha = |s: &Option<baseline::FileState>| s.as_ref().and_then(|s| s.sha256.as_ref()).map(hex).unwrap_or_default();
+    let message = if c.while_down {
+        format!("{what} (while the agent was down)")
+    } else {
+        what
+    };
+    let sha = |s: &Option<baseline::FileState>| {
+        s.as_ref()
+            .and_then(|s| s.sha256.as_ref())
+            .map(hex)
+            .unwrap_or_default()
+    };
     Event {
         timestamp_ns: now_ns(),
         r#type: EventType::File as i32,

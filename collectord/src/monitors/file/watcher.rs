@@ -36,8 +36,20 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(action: FileAction, path: &[u8], before: Option<FileState>, after: Option<FileState>) -> Change {
-        Change { action, path: path.to_vec(), old_path: Vec::new(), before, after, while_down: false }
+    fn new(
+        action: FileAction,
+        path: &[u8],
+        before: Option<FileState>,
+        after: Option<FileState>,
+    ) -> Change {
+        Change {
+            action,
+            path: path.to_vec(),
+            old_path: Vec::new(),
+            before,
+            after,
+            while_down: false,
+        }
     }
 }
 
@@ -48,7 +60,12 @@ pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
     let mut out = Vec::new();
     for (path, after) in new {
         match old.get(path) {
-            None => out.push(Change::new(FileAction::Created, path, None, Some(after.clone()))),
+            None => out.push(Change::new(
+                FileAction::Created,
+                path,
+                None,
+                Some(after.clone()),
+            )),
             Some(before) => {
                 let content_changed = !after.is_dir()
                     && (before.mode & 0o170000 != after.mode & 0o170000
@@ -58,16 +75,31 @@ pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
                             !before.same_content_metadata(after)
                         });
                 if content_changed {
-                    out.push(Change::new(FileAction::Modified, path, Some(before.clone()), Some(after.clone())));
+                    out.push(Change::new(
+                        FileAction::Modified,
+                        path,
+                        Some(before.clone()),
+                        Some(after.clone()),
+                    ));
                 } else if !before.same_attributes(after) {
-                    out.push(Change::new(FileAction::Attributes, path, Some(before.clone()), Some(after.clone())));
+                    out.push(Change::new(
+                        FileAction::Attributes,
+                        path,
+                        Some(before.clone()),
+                        Some(after.clone()),
+                    ));
                 }
             }
         }
     }
     for (path, before) in old {
         if !new.contains_key(path) {
-            out.push(Change::new(FileAction::Deleted, path, Some(before.clone()), None));
+            out.push(Change::new(
+                FileAction::Deleted,
+                path,
+                Some(before.clone()),
+                None,
+            ));
         }
     }
     out
@@ -125,7 +157,11 @@ fn is_under(path: &[u8], dir: &[u8]) -> bool {
 }
 
 impl Watcher {
-    pub fn new(roots: Vec<PathBuf>, excludes: Vec<Vec<u8>>, hash_limit: u64) -> io::Result<Watcher> {
+    pub fn new(
+        roots: Vec<PathBuf>,
+        excludes: Vec<Vec<u8>>,
+        hash_limit: u64,
+    ) -> io::Result<Watcher> {
         Ok(Watcher {
             inotify: Inotify::init()?,
             roots,
@@ -175,7 +211,10 @@ impl Watcher {
                     let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
                         .map(|s| s.trim().to_owned())
                         .unwrap_or_else(|_| "?".into());
-                    self.notices.push(Notice::WatchLimit { path: dir.to_vec(), limit });
+                    self.notices.push(Notice::WatchLimit {
+                        path: dir.to_vec(),
+                        limit,
+                    });
                 }
             }
             // Gone already, or not a directory any more: nothing to watch.
@@ -188,7 +227,9 @@ impl Watcher {
         let mut stack = vec![dir.to_vec()];
         while let Some(d) = stack.pop() {
             self.watch_dir(&d);
-            let Ok(entries) = std::fs::read_dir(os(&d)) else { continue };
+            let Ok(entries) = std::fs::read_dir(os(&d)) else {
+                continue;
+            };
             for e in entries.flatten() {
                 if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     let p = e.path();
@@ -228,15 +269,24 @@ impl Watcher {
                 None
             }
         };
-        let moved: Vec<(Vec<u8>, WatchDescriptor)> =
-            self.path_wds.iter().filter(|(p, _)| rewrite(p).is_some()).map(|(p, w)| (p.clone(), w.clone())).collect();
+        let moved: Vec<(Vec<u8>, WatchDescriptor)> = self
+            .path_wds
+            .iter()
+            .filter(|(p, _)| rewrite(p).is_some())
+            .map(|(p, w)| (p.clone(), w.clone()))
+            .collect();
         for (p, wd) in moved {
             let n = rewrite(&p).expect("filtered");
             self.path_wds.remove(&p);
             self.path_wds.insert(n.clone(), wd.clone());
             self.wd_paths.insert(wd, n);
         }
-        let keys: Vec<Vec<u8>> = self.baseline.range(old.to_vec()..).take_while(|(k, _)| k.starts_with(old)).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<Vec<u8>> = self
+            .baseline
+            .range(old.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(old))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in keys {
             if let Some(n) = rewrite(&k) {
                 if let Some(s) = self.baseline.remove(&k) {
@@ -249,7 +299,12 @@ impl Watcher {
     /// Everything below a newly appeared directory: watched, and its files reported as created.
     fn adopt_tree(&mut self, dir: &[u8], out: &mut Vec<Change>) {
         self.watch_tree(dir);
-        let (found, _) = baseline::scan(&[PathBuf::from(os(dir))], &self.excludes, &Baseline::new(), self.hash_limit);
+        let (found, _) = baseline::scan(
+            &[PathBuf::from(os(dir))],
+            &self.excludes,
+            &Baseline::new(),
+            self.hash_limit,
+        );
         for (p, s) in found {
             if !self.baseline.contains_key(&p) {
                 out.push(Change::new(FileAction::Created, &p, None, Some(s.clone())));
@@ -273,11 +328,21 @@ impl Watcher {
 
     fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Change>) -> io::Result<()> {
         loop {
-            let events: Vec<(WatchDescriptor, EventMask, u32, Option<Vec<u8>>)> = match self.inotify.read_events(buf) {
-                Ok(evs) => evs.map(|e| (e.wd, e.mask, e.cookie, e.name.map(|n| n.as_bytes().to_vec()))).collect(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            };
+            let events: Vec<(WatchDescriptor, EventMask, u32, Option<Vec<u8>>)> =
+                match self.inotify.read_events(buf) {
+                    Ok(evs) => evs
+                        .map(|e| {
+                            (
+                                e.wd,
+                                e.mask,
+                                e.cookie,
+                                e.name.map(|n| n.as_bytes().to_vec()),
+                            )
+                        })
+                        .collect(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                };
             if events.is_empty() {
                 return Ok(());
             }
@@ -287,20 +352,33 @@ impl Watcher {
         }
     }
 
-    fn handle(&mut self, wd: WatchDescriptor, mask: EventMask, cookie: u32, name: Option<&[u8]>, out: &mut Vec<Change>) {
+    fn handle(
+        &mut self,
+        wd: WatchDescriptor,
+        mask: EventMask,
+        cookie: u32,
+        name: Option<&[u8]>,
+        out: &mut Vec<Change>,
+    ) {
         if mask.contains(EventMask::Q_OVERFLOW) {
             self.notices.push(Notice::QueueOverflow);
             self.resync(out);
             return;
         }
-        let Some(dir) = self.wd_paths.get(&wd).cloned() else { return };
+        let Some(dir) = self.wd_paths.get(&wd).cloned() else {
+            return;
+        };
         if mask.contains(EventMask::IGNORED) {
             self.wd_paths.remove(&wd);
             self.path_wds.remove(&dir);
             return;
         }
         if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-            if self.roots.iter().any(|r| r.as_os_str().as_bytes() == dir.as_slice()) {
+            if self
+                .roots
+                .iter()
+                .any(|r| r.as_os_str().as_bytes() == dir.as_slice())
+            {
                 self.notices.push(Notice::RootGone(dir));
             }
             return;
@@ -344,7 +422,9 @@ impl Watcher {
                 out.push(Change::new(FileAction::Created, &path, None, after));
             } else {
                 let unchanged = match (&before, &after) {
-                    (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => b.sha256 == a.sha256,
+                    (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => {
+                        b.sha256 == a.sha256
+                    }
                     (Some(b), Some(a)) => b.same_content_metadata(a),
                     _ => false,
                 };
@@ -378,7 +458,14 @@ impl Watcher {
                     // Replacing an existing file by rename (an editor's save) changes that file's
                     // content: the "before" is what was replaced.
                     let before = replaced.or(moved);
-                    out.push(Change { action: FileAction::Renamed, path, old_path: old, before, after, while_down: false });
+                    out.push(Change {
+                        action: FileAction::Renamed,
+                        path,
+                        old_path: old,
+                        before,
+                        after,
+                        while_down: false,
+                    });
                 }
                 None => {
                     // Moved in from outside the tree: new to us.
@@ -395,18 +482,29 @@ impl Watcher {
                         if let Some(s) = &after {
                             self.baseline.insert(path.clone(), s.clone());
                         }
-                        let action = if before.is_some() { FileAction::Modified } else { FileAction::Created };
+                        let action = if before.is_some() {
+                            FileAction::Modified
+                        } else {
+                            FileAction::Created
+                        };
                         out.push(Change::new(action, &path, before, after));
                     }
                 }
             }
         } else if mask.contains(EventMask::ATTRIB) {
             let before = self.baseline.get(&path).cloned();
-            let Some(after) = baseline::restat(os(&path), before.as_ref(), self.hash_limit) else { return };
+            let Some(after) = baseline::restat(os(&path), before.as_ref(), self.hash_limit) else {
+                return;
+            };
             self.baseline.insert(path.clone(), after.clone());
             if let Some(b) = before {
                 if !b.same_attributes(&after) && !self.pending_creates.contains_key(&path) {
-                    out.push(Change::new(FileAction::Attributes, &path, Some(b), Some(after)));
+                    out.push(Change::new(
+                        FileAction::Attributes,
+                        &path,
+                        Some(b),
+                        Some(after),
+                    ));
                 }
             }
         }
@@ -426,7 +524,9 @@ impl Watcher {
                 // Moved out of the watched tree.
                 let before = self.baseline.remove(&old);
                 self.pending_creates.remove(&old);
-                if before.as_ref().is_some_and(FileState::is_dir) || self.path_wds.contains_key(&old) {
+                if before.as_ref().is_some_and(FileState::is_dir)
+                    || self.path_wds.contains_key(&old)
+                {
                     self.unwatch_tree(&old);
                     self.baseline.retain(|k, _| !is_under(k, &old));
                 }
@@ -461,9 +561,10 @@ impl Watcher {
         self.pending_creates.clear();
         self.dirty = true;
     }
-
 }
 
 pub fn root_exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+    std::fs::symlink_metadata(p)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
 }

@@ -1,0 +1,485 @@
+//! The auth monitor against the real thing: a real sshd (on a spare port), rsyslog writing
+//! /var/log/auth.log, real users, real sudo and su. `.ci/run` installs and starts rsyslog.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use collectord::testing::{require_root, wait_for, Daemon};
+use futures_util::StreamExt;
+use sec_tracker_proto::v1::subscribe_response::Item;
+use sec_tracker_proto::v1::{
+    event, AuthEvent, EventType, Severity, SubscribeRequest, SubscribeResponse,
+};
+use tonic::Streaming;
+
+const BIN: &str = env!("CARGO_BIN_EXE_collectord");
+const AUTH_ONLY: &str = r#"{"agent": {"state_dir": "@STATE@"}, "monitoring": {"process_monitor": false, "file_monitor": false, "network_monitor": false, "system_info": false}}"#;
+const PASSWORD: &str = "St-Test-pw-7431";
+
+/// The tests share the machine's auth.log (a burst in one would be seen by the collector of
+/// another): one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The machine must have what the test drives; CI installs it (see .ci/run).
+fn tools_present() -> bool {
+    let missing: Vec<&str> = [
+        "/usr/sbin/sshd",
+        "/usr/bin/ssh",
+        "/usr/bin/sshpass",
+        "/usr/bin/sudo",
+        "/usr/sbin/rsyslogd",
+        "/usr/sbin/useradd",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).exists())
+    .collect();
+    let rsyslog_running = Command::new("pgrep")
+        .arg("-x")
+        .arg("rsyslogd")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if missing.is_empty() && rsyslog_running {
+        return true;
+    }
+    let msg = format!("auth tests need {missing:?} installed and rsyslogd running (rsyslogd running: {rsyslog_running}); .ci/run sets this up");
+    if std::env::var_os(collectord::testing::REQUIRE_ALL_ENV).is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// A local user, removed (with its home and sudoers entry) when dropped.
+struct User {
+    name: String,
+}
+
+impl User {
+    fn create(tag: &str) -> User {
+        let name = format!("st{tag}{}", std::process::id() % 100_000);
+        let _ = Command::new("userdel")
+            .args(["-r", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", &name])
+            .status()
+            .unwrap()
+            .success());
+        let mut p = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(p.stdin.as_mut().unwrap(), "{name}:{PASSWORD}").unwrap();
+        assert!(p.wait().unwrap().success());
+        User { name }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/etc/sudoers.d/{}", self.name));
+        let _ = Command::new("pkill").args(["-u", &self.name]).status();
+        let _ = Command::new("userdel")
+            .args(["-r", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Our own sshd on a free port, with the machine's host keys and PAM, logging to syslog.
+struct Sshd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey /etc/ssh/ssh_host_ed25519_key\nUsePAM yes\n\
+                 PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin no\nPidFile none\nSyslogFacility AUTH\nLogLevel INFO\nMaxAuthTries 10\nMaxStartups 50\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        if !Path::new("/etc/ssh/ssh_host_ed25519_key").exists() {
+            assert!(Command::new("ssh-keygen")
+                .args(["-A"])
+                .status()
+                .unwrap()
+                .success());
+        }
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&config)
+            .spawn()
+            .unwrap();
+        wait_for("sshd to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Sshd {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn ssh(&self, user: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new("ssh");
+        c.args([
+            "-p",
+            &self.port.to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args(extra)
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    }
+
+    fn wrong_password(&self, user: &str) -> Command {
+        let mut c = Command::new("sshpass");
+        c.args([
+            "-p",
+            "definitely-wrong",
+            "ssh",
+            "-p",
+            &self.port.to_string(),
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn subscribe(d: &Daemon) -> Streaming<SubscribeResponse> {
+    let mut s = d
+        .client()
+        .await
+        .subscribe(SubscribeRequest {
+            types: vec![EventType::Auth as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(20), s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first.item, Some(Item::Hello(_))));
+    // The monitor is following the logs once it says so.
+    wait_for("the auth monitor to run", Duration::from_secs(20), || {
+        d.log_text()
+            .contains("auth monitor: following")
+            .then_some(())
+    });
+    s
+}
+
+async fn expect(
+    s: &mut Streaming<SubscribeResponse>,
+    what: &str,
+    mut pred: impl FnMut(&AuthEvent) -> bool,
+) -> (AuthEvent, Severity, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, s.next()).await;
+        let Ok(Some(Ok(r))) = next else {
+            panic!("no auth event for {what}; saw: {seen:#?}")
+        };
+        if let Some(Item::Event(e)) = r.item {
+            if let Some(event::Details::Auth(a)) = &e.details {
+                if pred(a) {
+                    return (a.clone(), e.severity(), e.message.clone());
+                }
+                seen.push(e.message.clone());
+            }
+        }
+    }
+}
+
+fn su(user: &str, script: &str) -> bool {
+    Command::new("su")
+        .args([user, "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
+    if !require_root("auth") || !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Daemon::start(Path::new(BIN), AUTH_ONLY);
+    let mut s = subscribe(&d).await;
+    let sshd = Sshd::start();
+
+    // Account creation is itself an event.
+    let alice = User::create("a");
+    let (a, _, _) = expect(&mut s, "useradd", |a| {
+        a.action == "user_added" && a.user == alice.name
+    })
+    .await;
+    assert_eq!(a.service, "useradd");
+
+    // ssh with a key.
+    let keydir = tempfile::tempdir().unwrap();
+    let key: PathBuf = keydir.path().join("id");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let home = PathBuf::from(format!("/home/{}", alice.name));
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::copy(key.with_extension("pub"), home.join(".ssh/authorized_keys")).unwrap();
+    assert!(Command::new("chown")
+        .args(["-R", &format!("{0}:{0}", alice.name)])
+        .arg(home.join(".ssh"))
+        .status()
+        .unwrap()
+        .success());
+    let ok = sshd
+        .ssh(
+            &alice.name,
+            &["-i", key.to_str().unwrap(), "-o", "BatchMode=yes"],
+        )
+        .status()
+        .unwrap();
+    assert!(ok.success(), "key login failed");
+    let (a, sev, msg) = expect(&mut s, "ssh key login", |a| {
+        a.action == "ssh_accepted" && a.user == alice.name
+    })
+    .await;
+    assert_eq!(a.method, "publickey");
+    assert_eq!(a.source_address, "127.0.0.1");
+    assert!(a.source_port > 0);
+    assert!(a.success);
+    assert_eq!(sev, Severity::Info);
+    assert!(msg.contains(&alice.name), "{msg}");
+    expect(&mut s, "ssh logout", |a| {
+        a.action == "ssh_session_closed" && a.user == alice.name
+    })
+    .await;
+
+    // ssh with a wrong password.
+    assert!(!sshd.wrong_password(&alice.name).status().unwrap().success());
+    let (a, sev, _) = expect(&mut s, "failed password", |a| {
+        a.action == "ssh_failed" && a.user == alice.name
+    })
+    .await;
+    assert_eq!(a.method, "password");
+    assert!(!a.success);
+    assert_eq!(sev, Severity::Warning);
+
+    // An invalid user.
+    assert!(!sshd
+        .wrong_password("nosuchuser-st")
+        .status()
+        .unwrap()
+        .success());
+    expect(&mut s, "invalid user", |a| {
+        a.user == "nosuchuser-st" && (a.action == "ssh_invalid_user" || a.action == "ssh_failed")
+    })
+    .await;
+
+    // sudo with rights.
+    // id without a password, whoami with one.
+    std::fs::write(
+        format!("/etc/sudoers.d/{}", alice.name),
+        format!(
+            "{0} ALL=(root) NOPASSWD: /usr/bin/id\n{0} ALL=(root) /usr/bin/whoami\n",
+            alice.name
+        ),
+    )
+    .unwrap();
+    assert!(su(&alice.name, "cd /tmp && sudo -n /usr/bin/id"));
+    let (a, sev, _) = expect(&mut s, "sudo command", |a| {
+        a.action == "sudo_command" && a.user == alice.name
+    })
+    .await;
+    assert_eq!(a.target_user, "root");
+    assert_eq!(a.command, "/usr/bin/id");
+    assert_eq!(a.cwd, "/tmp");
+    assert_eq!(sev, Severity::Info);
+
+    // sudo with a wrong password.
+    assert!(!su(
+        &alice.name,
+        "echo wrong | sudo -S -p '' /usr/bin/whoami"
+    ));
+    let (_, sev, _) = expect(&mut s, "sudo auth failure", |a| {
+        a.action == "sudo_auth_failure" && a.user == alice.name
+    })
+    .await;
+    assert_eq!(sev, Severity::Warning);
+
+    // sudo without rights.
+    let bob = User::create("b");
+    assert!(!su(
+        &bob.name,
+        &format!("echo {PASSWORD} | sudo -S -p '' /usr/bin/id")
+    ));
+    let (a, sev, _) = expect(&mut s, "not in sudoers", |a| {
+        a.action == "sudo_not_in_sudoers" && a.user == bob.name
+    })
+    .await;
+    assert_eq!(a.command, "/usr/bin/id");
+    assert_eq!(sev, Severity::Warning);
+
+    // su from root.
+    assert!(su(&bob.name, "true"));
+    expect(&mut s, "su", |a| {
+        a.action == "su_success" && a.target_user == bob.name
+    })
+    .await;
+
+    // Account changes.
+    assert!(Command::new("usermod")
+        .args(["-s", "/bin/bash", &bob.name])
+        .status()
+        .unwrap()
+        .success());
+    expect(&mut s, "usermod", |a| {
+        a.action == "user_changed" && a.user == bob.name
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_failed_logins_from_one_address_is_critical() {
+    if !require_root("auth_burst") || !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Daemon::start(Path::new(BIN), AUTH_ONLY);
+    let mut s = subscribe(&d).await;
+    let sshd = Sshd::start();
+    let carol = User::create("c");
+    let mut attempts: Vec<Child> = (0..5)
+        .map(|_| sshd.wrong_password(&carol.name).spawn().unwrap())
+        .collect();
+    for a in &mut attempts {
+        a.wait().unwrap();
+    }
+    let mut severities = Vec::new();
+    while severities.len() < 5 {
+        let (_, sev, _) = expect(&mut s, "failed logins", |a| {
+            a.action == "ssh_failed" && a.user == carol.name
+        })
+        .await;
+        severities.push(sev);
+    }
+    assert_eq!(
+        severities
+            .iter()
+            .filter(|s| **s == Severity::Critical)
+            .count(),
+        1,
+        "{severities:?}"
+    );
+    assert_eq!(severities[4], Severity::Critical);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_followed_across_rotation() {
+    if !require_root("auth_rotation") || !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Daemon::start(Path::new(BIN), AUTH_ONLY);
+    let mut s = subscribe(&d).await;
+    let sshd = Sshd::start();
+    let dave = User::create("d");
+    // Rotate the way logrotate does (rename, then tell rsyslog to reopen).
+    let log = Path::new("/var/log/auth.log");
+    let rotated = Path::new("/var/log/auth.log.st-rotated");
+    std::fs::rename(log, rotated).unwrap();
+    let reopened = Command::new("pkill")
+        .args(["-HUP", "-x", "rsyslogd"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(reopened);
+    wait_for(
+        "rsyslog to reopen auth.log",
+        Duration::from_secs(10),
+        || {
+            Command::new("logger")
+                .args(["-p", "auth.info", "sec-tracker rotation probe"])
+                .status()
+                .ok();
+            log.exists().then_some(())
+        },
+    );
+    assert!(!sshd.wrong_password(&dave.name).status().unwrap().success());
+    expect(&mut s, "a failure after rotation", |a| {
+        a.action == "ssh_failed" && a.user == dave.name
+    })
+    .await;
+    // Put the old lines back in front so the machine's log stays whole.
+    let mut all = std::fs::read(rotated).unwrap();
+    all.extend(std::fs::read(log).unwrap());
+    std::fs::write(rotated, all).unwrap();
+    let _ = std::fs::remove_file(rotated);
+}
