@@ -448,7 +448,12 @@ fn only_root_and_the_socket_group_may_read_the_stream() {
 
 /// rsyslog must be running for auth lines to reach /var/log/auth.log (.ci/run starts it).
 fn rsyslog_running() -> bool {
-    let running = Command::new("pgrep").args(["-x", "rsyslogd"]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let running = Command::new("pgrep")
+        .args(["-x", "rsyslogd"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !running {
         let msg = "rsyslogd is not running; .ci/run starts it";
         if std::env::var_os(collectord::testing::REQUIRE_ALL_ENV).is_some() {
@@ -460,24 +465,53 @@ fn rsyslog_running() -> bool {
 }
 
 /// Waits until lines for all three types have arrived, provoking each until it does.
-fn see_file_auth_network(rx: &mpsc::Receiver<String>, watched: &Path, tag: &str, json: bool) -> Vec<String> {
+fn see_file_auth_network(
+    rx: &mpsc::Receiver<String>,
+    watched: &Path,
+    tag: &str,
+    json: bool,
+) -> Vec<String> {
     let mut lines = Vec::new();
     let kinds = ["file", "auth", "network"];
     // File and auth events carry the tag; a listener's event names this process instead.
-    let me = if json { format!("\"pid\":{}", std::process::id()) } else { format!("PID: {}", std::process::id()) };
+    let me = if json {
+        format!("\"pid\":{}", std::process::id())
+    } else {
+        format!("PID: {}", std::process::id())
+    };
     let has = |lines: &[String], kind: &str| {
         lines.iter().any(|l| {
-            let ours = if kind == "network" { l.contains(&me) } else { l.contains(tag) };
-            ours && if json { l.contains(&format!("\"type\":\"{kind}\"")) } else { l.starts_with(&format!("{kind}|")) }
+            let ours = if kind == "network" {
+                l.contains(&me)
+            } else {
+                l.contains(tag)
+            };
+            ours && if json {
+                l.contains(&format!("\"type\":\"{kind}\""))
+            } else {
+                l.starts_with(&format!("{kind}|"))
+            }
         })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let mut listeners = Vec::new();
     let mut block = String::new();
     while !kinds.iter().all(|k| has(&lines, k)) {
-        assert!(std::time::Instant::now() < deadline, "not all of {kinds:?} seen: {lines:#?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all of {kinds:?} seen: {lines:#?}"
+        );
         std::fs::write(watched.join(format!("{tag}-{}", lines.len())), "x").unwrap();
-        Command::new("logger").args(["-t", "sshd", "-p", "auth.info", &format!("Invalid user {tag} from 192.0.2.7 port 4242")]).status().unwrap();
+        Command::new("logger")
+            .args([
+                "-t",
+                "sshd",
+                "-p",
+                "auth.info",
+                &format!("Invalid user {tag} from 192.0.2.7 port 4242"),
+            ])
+            .status()
+            .unwrap();
         listeners.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
             if json {
@@ -508,27 +542,56 @@ fn watch_shows_file_auth_and_network_events_human_and_json() {
     );
     let d = Daemon::start(&collectord_bin(), &config);
     for json in [true, false] {
-        let mut args = vec!["--socket", d.socket.to_str().unwrap(), "watch", "--type", "file,auth,network", "--no-color"];
+        let mut args = vec![
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "watch",
+            "--type",
+            "file,auth,network",
+            "--no-color",
+        ];
         if json {
             args.push("--json");
         }
-        let mut child = Killed(ctl(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+        let mut child = Killed(
+            ctl(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let rx = lines_of(&mut child.0);
         let tag = tag(if json { "json" } else { "human" });
         let lines = see_file_auth_network(&rx, tree.path(), &tag, json);
         if json {
             for l in &lines {
                 let v: Value = serde_json::from_str(l).unwrap();
-                assert!(["file", "auth", "network", "gap"].contains(&v["type"].as_str().unwrap()), "{l}");
+                assert!(
+                    ["file", "auth", "network", "gap"].contains(&v["type"].as_str().unwrap()),
+                    "{l}"
+                );
             }
-            let auth = lines.iter().find(|l| l.contains("\"type\":\"auth\"") && l.contains(&tag)).unwrap();
+            let auth = lines
+                .iter()
+                .find(|l| l.contains("\"type\":\"auth\"") && l.contains(&tag))
+                .unwrap();
             let v: Value = serde_json::from_str(auth).unwrap();
             assert_eq!(v["details"]["action"], "ssh_invalid_user");
             assert_eq!(v["details"]["source_address"], "192.0.2.7");
             assert_eq!(v["severity"], "WARNING");
         } else {
-            assert!(lines.iter().any(|l| l.starts_with("file|Message: File created: ") && l.contains(&tag)), "{lines:#?}");
-            assert!(lines.iter().any(|l| l.starts_with("network|Message: New listening port: tcp 127.0.0.1:")), "{lines:#?}");
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("file|Message: File created: ") && l.contains(&tag)),
+                "{lines:#?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("network|Message: New listening port: tcp 127.0.0.1:")),
+                "{lines:#?}"
+            );
         }
     }
 }
