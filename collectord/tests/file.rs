@@ -117,7 +117,14 @@ async fn file_changes_arrive_with_hashes() {
     let (f, sev, msg) = expect(&mut s, "created a.txt", |f| is(f, FileAction::Created, &a)).await;
     assert_eq!(f.sha256_after, sha256sum(&a));
     assert_eq!((f.kind.as_str(), f.size), ("file", 6));
-    assert!(f.attribution_unavailable);
+    // fanotify names the writer: this test process.
+    assert!(!f.attribution_unavailable);
+    assert_eq!(f.pid, std::process::id());
+    assert_eq!(
+        f.exe,
+        std::env::current_exe().unwrap().as_os_str().as_bytes()
+    );
+    assert_eq!(f.user, "root");
     assert_eq!(sev, Severity::Info);
     assert!(msg.contains("File created"), "{msg}");
 
@@ -130,6 +137,38 @@ async fn file_changes_arrive_with_hashes() {
     .await;
     assert_eq!(f.sha256_before, before);
     assert_eq!(f.sha256_after, sha256sum(&a));
+
+    // A modification by another user, through another program, is attributed to it.
+    assert!(Command::new("chmod")
+        .arg("666")
+        .arg(&a)
+        .status()
+        .unwrap()
+        .success());
+    expect(&mut s, "chmod 666", |f| is(f, FileAction::Attributes, &a)).await;
+    let mut writer = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("echo more >> '{}'", a.display()))
+        .spawn()
+        .unwrap();
+    let writer_pid = writer.id();
+    assert!(writer.wait().unwrap().success());
+    let (f, _, msg) = expect(&mut s, "modified by nobody", |f| {
+        is(f, FileAction::Modified, &a)
+    })
+    .await;
+    assert_eq!(f.pid, writer_pid, "{msg}");
+    assert_eq!(f.user, "nobody", "{msg}");
+    assert!(
+        msg.contains(&format!("(PID: {writer_pid}, user nobody)")),
+        "{msg}"
+    );
 
     // Nested directories made after start, and a file written into them at once.
     let deep_dir = root.join("d1").join("d2");
@@ -170,7 +209,7 @@ async fn file_changes_arrive_with_hashes() {
         .success());
     let (f, _, msg) = expect(&mut s, "chmod", |f| is(f, FileAction::Attributes, &moved)).await;
     assert_eq!(f.mode, 0o600);
-    assert!(msg.contains("mode 644 -> 600"), "{msg}");
+    assert!(msg.contains("mode 666 -> 600"), "{msg}");
     assert!(Command::new("chown")
         .arg("65534:65534")
         .arg(&moved)

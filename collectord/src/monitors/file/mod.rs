@@ -5,9 +5,11 @@
 //!
 //! Mechanism: inotify (see [`watcher`]); the agent's own files (`agent.state_dir`,
 //! `monitoring.exclude_paths`) are never watched, so it cannot report itself in a loop.
-//! Attribution (which process made a change) is not collected by this version: every event says
+//! Modifications are attributed to the writing process through fanotify where it is available
+//! ([`attribution`]); other events, and every event where it is not, say
 //! `attribution_unavailable`.
 
+mod attribution;
 mod baseline;
 mod hash;
 mod watcher;
@@ -79,6 +81,12 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut w = watcher::Watcher::new(roots, excludes, cfg.monitoring.max_hash_bytes)?;
+    match attribution::Attributor::new() {
+        Ok(a) => w.attribute_with(a),
+        Err(e) => {
+            tracing::warn!(error = %e, "fanotify unavailable (needs CAP_SYS_ADMIN): file changes are not attributed to processes")
+        }
+    }
     let stored = match baseline::load(&baseline_path) {
         Ok((b, bad)) => {
             if bad > 0 {
@@ -102,10 +110,15 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
     w.baseline = current;
     save(&w, &baseline_path);
     let detail = format!(
-        "inotify on {} directories, {} files in the baseline (built in {:.1}s)",
+        "inotify on {} directories, {} files in the baseline (built in {:.1}s); attribution {}",
         w.watch_count(),
         w.baseline.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        match (w.attribution_on(), w.attribution_mark_errors()) {
+            (false, _) => "unavailable".to_owned(),
+            (true, 0) => "by fanotify".to_owned(),
+            (true, n) => format!("by fanotify except {n} directories (mark limit)"),
+        }
     );
     tracing::info!("file monitor: {detail}");
     ctx.health.set_state("running", detail);
@@ -114,7 +127,10 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
     let mut last_save = Instant::now();
     while !ctx.shutdown.is_cancelled() {
         let ready = {
-            let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(w.fd(), PollFlags::POLLIN)];
+            if let Some(fd) = w.attribution_fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
             match poll(&mut fds, PollTimeout::from(200u16)) {
                 Ok(n) => n > 0,
                 Err(nix::errno::Errno::EINTR) => false,
@@ -208,11 +224,18 @@ pub fn file_event(c: &Change) -> Event {
         }
         FileAction::Unspecified => format!("File changed: {path}"),
     };
-    let message = if c.while_down {
+    let mut message = if c.while_down {
         format!("{what} (while the agent was down)")
     } else {
         what
     };
+    if let Some(b) = &c.by {
+        let name = std::path::Path::new(std::ffi::OsStr::from_bytes(&b.exe))
+            .file_name()
+            .map(|n| escape_bytes(n.as_bytes()))
+            .unwrap_or_else(|| "?".into());
+        message.push_str(&format!(" by {name} (PID: {}, user {})", b.pid, b.user));
+    }
     let sha = |s: &Option<baseline::FileState>| {
         s.as_ref()
             .and_then(|s| s.sha256.as_ref())
@@ -237,9 +260,11 @@ pub fn file_event(c: &Change) -> Event {
             sha256_before: sha(&c.before),
             sha256_after: sha(&c.after),
             hash_skipped: state.is_some_and(|s| s.hash_skipped),
-            attribution_unavailable: true,
+            pid: c.by.as_ref().map_or(0, |b| b.pid),
+            exe: c.by.as_ref().map(|b| b.exe.clone()).unwrap_or_default(),
+            user: c.by.as_ref().map(|b| b.user.clone()).unwrap_or_default(),
+            attribution_unavailable: c.by.is_none(),
             while_agent_down: c.while_down,
-            ..Default::default()
         })),
         ..Default::default()
     }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
+use super::attribution::{Attribution, Attributor};
 use super::baseline::{self, os, Baseline, FileState};
 use sec_tracker_proto::v1::FileAction;
 
@@ -33,6 +34,8 @@ pub struct Change {
     pub before: Option<FileState>,
     pub after: Option<FileState>,
     pub while_down: bool,
+    /// Who wrote it (modifications, where fanotify is available).
+    pub by: Option<Attribution>,
 }
 
 impl Change {
@@ -49,6 +52,7 @@ impl Change {
             before,
             after,
             while_down: false,
+            by: None,
         }
     }
 }
@@ -127,6 +131,7 @@ pub struct Watcher {
     pub notices: Vec<Notice>,
     pub dirty: bool,
     buf: Vec<u8>,
+    attributor: Option<Attributor>,
 }
 
 fn mask() -> WatchMask {
@@ -176,7 +181,26 @@ impl Watcher {
             notices: Vec::new(),
             dirty: false,
             buf: vec![0u8; 64 * 1024],
+            attributor: None,
         })
+    }
+
+    /// Turns on attribution of modifications (call before [`Watcher::start`]).
+    pub fn attribute_with(&mut self, a: Attributor) {
+        self.attributor = Some(a);
+    }
+
+    pub fn attribution_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.attributor.as_ref().map(Attributor::fd)
+    }
+
+    pub fn attribution_on(&self) -> bool {
+        self.attributor.is_some()
+    }
+
+    /// Directories whose modifications could not be attributed (fanotify mark limit).
+    pub fn attribution_mark_errors(&self) -> u64 {
+        self.attributor.as_ref().map_or(0, |a| a.mark_errors)
     }
 
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -204,6 +228,9 @@ impl Watcher {
             Ok(wd) => {
                 self.wd_paths.insert(wd.clone(), dir.to_vec());
                 self.path_wds.insert(dir.to_vec(), wd);
+                if let Some(a) = self.attributor.as_mut() {
+                    a.mark_dir(dir);
+                }
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 if !self.watch_limit_reported {
@@ -253,6 +280,9 @@ impl Watcher {
                 let _ = self.inotify.watches().remove(wd.clone());
                 self.wd_paths.remove(&wd);
             }
+            if let Some(a) = self.attributor.as_mut() {
+                a.unmark_dir(&p);
+            }
         }
     }
 
@@ -275,6 +305,9 @@ impl Watcher {
             .filter(|(p, _)| rewrite(p).is_some())
             .map(|(p, w)| (p.clone(), w.clone()))
             .collect();
+        if let Some(a) = self.attributor.as_mut() {
+            a.renamed_dir(old, new);
+        }
         for (p, wd) in moved {
             let n = rewrite(&p).expect("filtered");
             self.path_wds.remove(&p);
@@ -327,6 +360,10 @@ impl Watcher {
     }
 
     fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Change>) -> io::Result<()> {
+        // fanotify first: the attribution of a close is queued with its inotify event.
+        if let Some(a) = self.attributor.as_mut() {
+            a.begin_batch();
+        }
         loop {
             let events: Vec<(WatchDescriptor, EventMask, u32, Option<Vec<u8>>)> =
                 match self.inotify.read_events(buf) {
@@ -418,8 +455,12 @@ impl Watcher {
             if let Some(s) = &after {
                 self.baseline.insert(path.clone(), s.clone());
             }
+            let by = self.attributor.as_mut().and_then(|a| a.take(&path));
             if self.pending_creates.remove(&path).is_some() {
-                out.push(Change::new(FileAction::Created, &path, None, after));
+                out.push(Change {
+                    by,
+                    ..Change::new(FileAction::Created, &path, None, after)
+                });
             } else {
                 let unchanged = match (&before, &after) {
                     (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => {
@@ -429,7 +470,10 @@ impl Watcher {
                     _ => false,
                 };
                 if !unchanged {
-                    out.push(Change::new(FileAction::Modified, &path, before, after));
+                    out.push(Change {
+                        by,
+                        ..Change::new(FileAction::Modified, &path, before, after)
+                    });
                 }
             }
         } else if mask.contains(EventMask::DELETE) {
@@ -465,6 +509,7 @@ impl Watcher {
                         before,
                         after,
                         while_down: false,
+                        by: None,
                     });
                 }
                 None => {
