@@ -19,6 +19,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_collectord");
 const PROCESS_ONLY: &str =
     r#"{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#;
 
+/// A short-lived process (about 10 ms) whose last argument is `tag` and whose exit code is
+/// `code`. Short enough to be gone long before a polling agent would look, long enough that a
+/// test on a loaded 2-core CI machine running several collectors at once checks the fields
+/// rather than scheduler luck (the exec-storm benchmark measures processes that live < 1 ms).
+fn short_lived(tag: &str, code: i32) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", &format!("sleep 0.01; exit {code}"), tag]);
+    c
+}
+
 fn tag(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -71,14 +81,16 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
     let tag = tag("exec");
     let mut expected: HashMap<u32, (Vec<String>, &str, i32)> = HashMap::new();
     for i in 0..40 {
-        let (prog, code) = if i % 4 == 3 {
-            ("/bin/false", 1)
-        } else {
-            ("/bin/true", 0)
-        };
+        let code = if i % 4 == 3 { 1 } else { 0 };
         let arg = format!("{tag}-{i}");
-        let mut child = Command::new(prog).arg(&arg).spawn().unwrap();
-        expected.insert(child.id(), (vec![prog.to_owned(), arg], "root", code));
+        let mut child = short_lived(&arg, code).spawn().unwrap();
+        let argv = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            format!("sleep 0.01; exit {code}"),
+            arg,
+        ];
+        expected.insert(child.id(), (argv, "root", code));
         child.wait().unwrap();
     }
     // Another user: setpriv drops to nobody, then execs true in the same process.
@@ -88,12 +100,26 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            "/bin/true",
+            "/bin/sh",
+            "-c",
+            "sleep 0.01",
             &arg,
         ])
         .spawn()
         .unwrap();
-    expected.insert(child.id(), (vec!["/bin/true".to_owned(), arg], "nobody", 0));
+    expected.insert(
+        child.id(),
+        (
+            vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                "sleep 0.01".to_owned(),
+                arg,
+            ],
+            "nobody",
+            0,
+        ),
+    );
     child.wait().unwrap();
 
     let me = std::process::id();
@@ -132,7 +158,7 @@ async fn short_lived_processes_arrive_with_pid_ppid_user_and_cmdline() {
             ProcessAction::Exit => {
                 if let Some(code) = exits_left.remove(&p.pid) {
                     assert_eq!(p.exit_code, code, "exit code of pid {}", p.pid);
-                    assert!(p.name == "true" || p.name == "false", "{}", p.name);
+                    assert!(p.name == "sh" || p.name == "sleep", "{}", p.name);
                 }
             }
             _ => {}
@@ -151,7 +177,7 @@ async fn a_program_run_from_tmp_is_critical() {
         .tempdir_in("/tmp")
         .unwrap();
     let exe = payload.path().join("dropper");
-    std::fs::copy("/bin/true", &exe).unwrap();
+    std::fs::copy("/bin/sleep", &exe).unwrap();
     let mut client = d.client().await;
     let mut stream = client
         .subscribe(SubscribeRequest {
@@ -162,7 +188,7 @@ async fn a_program_run_from_tmp_is_critical() {
         .unwrap()
         .into_inner();
     assert!(matches!(next(&mut stream).await, Item::Hello(_)));
-    let pid = Command::new(&exe).spawn().unwrap().id();
+    let pid = Command::new(&exe).arg("0.01").spawn().unwrap().id();
     loop {
         let Item::Event(e) = next(&mut stream).await else {
             continue;
@@ -194,7 +220,7 @@ async fn reconnecting_replays_exactly_the_missed_events() {
         panic!("no hello")
     };
     let first = tag("before");
-    Command::new("/bin/true").arg(&first).status().unwrap();
+    short_lived(&first, 0).status().unwrap();
     let last_seen = loop {
         let Item::Event(e) = next(&mut stream).await else {
             continue;
@@ -208,10 +234,7 @@ async fn reconnecting_replays_exactly_the_missed_events() {
     // While disconnected:
     let missed = tag("missed");
     for i in 0..5 {
-        Command::new("/bin/true")
-            .arg(format!("{missed}-{i}"))
-            .status()
-            .unwrap();
+        short_lived(&format!("{missed}-{i}"), 0).status().unwrap();
     }
     let status_client = d.client().await;
     let latest = eventually(
