@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # File monitor benchmark: N files written (create, write, close) as fast as possible in a watched
 # tree, while `sec-trackerctl watch --json --type file` reads from collectord and
-# `inotifywait -m -r` watches the same tree. Both outputs are time-stamped on arrival by the same
-# reader, so the latency compared is close() → line in the consumer, for both. Reports, per run
-# and as medians: files reported / files written, p50 and p99 latency, collectord CPU seconds and
-# peak RSS; then the time collectord takes to build its baseline of /usr/bin (cold and warm).
+# `inotifywait -m -r` watches the same tree. Latency is close() → the event: for sec-tracker the
+# event's own timestamp (set when collectord has stat'ed, hashed and attributed the file), for
+# inotifywait the moment its line reaches a reader (its output has no sub-second time). Reports,
+# per run and as medians: files reported / files written, p50 and p99 latency, collectord CPU
+# seconds and peak RSS; then the time collectord takes to build its baseline of /usr/bin (cold
+# and warm).
 #
 # Usage: sudo scripts/bench-file-monitor.sh [files=10000] [runs=5]
 # Needs: root, inotify-tools, python3 (apt-get install inotify-tools python3).
@@ -42,10 +44,24 @@ def lat(path, pat):
             if name in closes and name not in seen:
                 seen[name] = (int(t) - int(closes[name])) / 1e6
     return seen
+def ours_lat(path):
+    import json, datetime
+    seen = {}
+    for line in open(path):
+        v = json.loads(line)
+        if v.get("type") != "file":
+            continue
+        name = v["details"]["path"].rsplit("/", 1)[-1]
+        if name in closes and name not in seen:
+            ts = v["timestamp"]
+            sec = datetime.datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+            ns = int(sec) * 10**9 + int((ts[20:-1] + "000000000")[:9])
+            seen[name] = (ns - int(closes[name])) / 1e6
+    return seen
 def q(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
 tag = sys.argv[4]
-ours = lat(sys.argv[2], r"/(%s-\d+)\"" % tag)
+ours = ours_lat(sys.argv[2])
 theirs = lat(sys.argv[3], r"/(%s-\d+) CLOSE_WRITE" % tag)
 n = len(closes)
 print("%.1f %.1f %.1f %.1f %.1f %.1f" % (100 * len(ours) / n, q(ours.values(), .5), q(ours.values(), .99),
@@ -65,7 +81,7 @@ CFG
   $BIN/collectord --config "$d/config.json" --socket "$d/c.sock" 2> "$d/collectord.log" &
   cpid=$!
   for _ in $(seq 200); do grep -q "file monitor: inotify" "$d/collectord.log" 2>/dev/null && [ -S "$d/c.sock" ] && break; sleep 0.05; done
-  $BIN/sec-trackerctl --socket "$d/c.sock" watch --json --type file | python3 -u -c "$STAMP" > "$d/ours.txt" &
+  $BIN/sec-trackerctl --socket "$d/c.sock" watch --json --type file > "$d/ours.txt" &
   inotifywait -q -m -r -e close_write --format '%w%f %e' "$tree" | python3 -u -c "$STAMP" > "$d/theirs.txt" &
   # Ready when both report a probe file.
   for i in $(seq 400); do
@@ -81,7 +97,12 @@ CFG
     grep -q "done-" "$d/ours.txt" && grep -q "done-" "$d/theirs.txt" && break
     sleep 0.1
   done
+  # …and until our output stops growing (a rescan after an overflow reports in path order).
+  prev=-1; while [ "$(wc -l < "$d/ours.txt")" != "$prev" ]; do prev=$(wc -l < "$d/ours.txt"); sleep 1; done
   after=$(cpu_ticks $cpid)
+  gaps=$(grep -c '"type":"gap"' "$d/ours.txt" || true)
+  overflows=$(grep -c "inotify queue overflowed" "$d/collectord.log" || true)
+  [ "$gaps$overflows" = "00" ] || echo "run $run: $gaps gap lines, $overflows inotify overflows"
   rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$cpid/status)
   kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
   read -r ours_pct ours50 ours99 th_pct th50 th99 < <(python3 -c "$ANALYSE" "$d/closes.txt" "$d/ours.txt" "$d/theirs.txt" "$tag")
