@@ -16,6 +16,8 @@ use serde_json::{Map, Value};
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/sec-tracker/config.json";
 /// The collector's gRPC socket.
 pub const DEFAULT_COLLECTOR_SOCKET: &str = "/run/sec-tracker/collector.sock";
+/// shipperd's status socket.
+pub const DEFAULT_SHIPPER_SOCKET: &str = "/run/sec-tracker/shipper.sock";
 /// The group whose members may read the event stream.
 pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
 /// Where the daemons keep their state.
@@ -64,6 +66,13 @@ pub struct ServerConfig {
     pub timeout: Duration,
     pub retry_max: u64,
     pub batch_size: u64,
+    /// Addition: a file holding the API key (instead of `api_key` in this file).
+    pub api_key_file: Option<PathBuf>,
+    /// Addition: a PEM file of CA certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Addition: client certificate and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +90,8 @@ pub struct AgentConfig {
     pub socket_group: String,
     /// Addition: where the daemons keep state (collectord's file baseline; shipperd's queue).
     pub state_dir: PathBuf,
+    /// Addition: shipperd's status socket.
+    pub shipper_socket: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +134,10 @@ impl Default for Config {
                 timeout: Duration::from_secs(30),
                 retry_max: 3,
                 batch_size: 100,
+                api_key_file: None,
+                ca_file: None,
+                client_cert: None,
+                client_key: None,
             },
             agent: AgentConfig {
                 id: String::new(),
@@ -134,6 +149,7 @@ impl Default for Config {
                 collector_socket: PathBuf::from(DEFAULT_COLLECTOR_SOCKET),
                 socket_group: DEFAULT_SOCKET_GROUP.to_owned(),
                 state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+                shipper_socket: PathBuf::from(DEFAULT_SHIPPER_SOCKET),
             },
             monitoring: MonitoringConfig {
                 system_info: true,
@@ -328,6 +344,10 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.duration("timeout", &mut v.timeout);
                 s.int("retry_max", 0, 1000, &mut v.retry_max);
                 s.int("batch_size", 1, 10_000, &mut v.batch_size);
+                s.optional_path("api_key_file", &mut v.api_key_file);
+                s.optional_path("ca_file", &mut v.ca_file);
+                s.optional_path("client_cert", &mut v.client_cert);
+                s.optional_path("client_key", &mut v.client_key);
             }
             "agent" => {
                 let v = &mut c.agent;
@@ -340,6 +360,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.path("collector_socket", &mut v.collector_socket);
                 s.string("socket_group", &mut v.socket_group);
                 s.path("state_dir", &mut v.state_dir);
+                s.path("shipper_socket", &mut v.shipper_socket);
             }
             "monitoring" => {
                 let v = &mut c.monitoring;
@@ -404,7 +425,17 @@ fn check_cross_field(c: &Config, top: &Map<String, Value>, problems: &mut Vec<Pr
     // The CLI and the collector work without a server; only complain about a missing key when
     // the file sets a server at all.
     let server_given = top.get("server").and_then(Value::as_object).is_some();
-    if server_given && !url.is_empty() && c.server.api_key.is_empty() {
+    if c.server.client_cert.is_some() != c.server.client_key.is_some() {
+        problems.push(Problem {
+            key: "server.client_cert".into(),
+            message: "client_cert and client_key go together: set both or neither".into(),
+        });
+    }
+    if server_given
+        && !url.is_empty()
+        && c.server.api_key.is_empty()
+        && c.server.api_key_file.is_none()
+    {
         problems.push(Problem {
             key: "server.api_key".into(),
             message: "is empty but server.url is set; the server will refuse unauthenticated data"
@@ -476,6 +507,14 @@ impl<'a> Section<'a> {
             } else {
                 *target = PathBuf::from(s);
             }
+        }
+    }
+
+    fn optional_path(&mut self, key: &'static str, target: &mut Option<PathBuf>) {
+        let mut p = PathBuf::new();
+        self.path(key, &mut p);
+        if !p.as_os_str().is_empty() {
+            *target = Some(p);
         }
     }
 

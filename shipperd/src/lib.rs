@@ -1,0 +1,13 @@
+//! shipperd: the unprivileged half of sec-tracker. It subscribes to collectord's event stream,
+//! writes every event to a durable on-disk queue before counting it as received, and delivers
+//! the queue to the management server in batches over TLS, at least once, through restarts,
+//! crashes and outages.
+//!
+//! Where to look: [`queue`] is the durable queue (SQLite); [`sender`] is the HTTPS client
+//! (TLS, gzip, retries, status handling).
+
+pub mod queue;
+pub mod sender;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,1 @@
+//! Test support: an in-process HTTPS management server.
