@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of collectord for N seconds each; exits non-zero if any crashes
+# (the crashing input is left in collectord/fuzz/artifacts/<target>/).
+#
+# Usage: scripts/fuzz.sh [seconds=30]
+# Needs: the stable toolchain only: RUSTC_BOOTSTRAP=1 unlocks the nightly flags cargo-fuzz uses.
+set -euo pipefail
+SECS=${1:-30}
+cd "$(dirname "$0")/../collectord/fuzz"
+export RUSTC_BOOTSTRAP=1
+
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+
+failed=()
+for t in $(cargo fuzz list); do
+    # New inputs go to corpus/<t> (git-ignored); seeds/<t> (committed) is read if present.
+    mkdir -p "corpus/$t"
+    dirs=("corpus/$t")
+    [ -d "seeds/$t" ] && dirs+=("seeds/$t")
+    echo "== $t: ${SECS}s"
+    cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
+        || failed+=("$t")
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED: ${failed[*]} (see collectord/fuzz/artifacts/)" >&2
+    exit 1
+fi
+echo "all targets ran ${SECS}s without a crash"
