@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
         watch and snapshot read from a running collectord when its socket is there, and otherwise \
         run the collector in-process (standalone local mode; root gives the full process monitor).",
     after_help = "Seed equivalents: -local → watch, -local -oneshot → snapshot, -json → --json, \
-        -config → --config, -config-check → config-check, -version → version"
+        -config → --config, -config-check → config-check, -test-connection → test-connection, \
+        -version → version"
 )]
 pub struct Cli {
     /// collectord's socket [default: agent.collector_socket, /run/sec-tracker/collector.sock]
@@ -22,6 +23,9 @@ pub struct Cli {
     /// Config file (JSON) [default: /etc/sec-tracker/config.json when it exists]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// shipperd's status socket [default: agent.shipper_socket, /run/sec-tracker/shipper.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub shipper_socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,6 +40,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a config file; lists every problem and exits non-zero when there is one
     ConfigCheck,
+    /// Check the way to the management server: DNS, TCP, TLS, then the API key
+    TestConnection,
     /// Print the version
     Version,
 }

@@ -55,10 +55,15 @@ fn main() -> ExitCode {
         .socket
         .clone()
         .unwrap_or_else(|| config.agent.collector_socket.clone());
+    let shipper_socket = cli
+        .shipper_socket
+        .clone()
+        .unwrap_or_else(|| config.agent.shipper_socket.clone());
     let ctx = Context {
         config,
         config_path,
         socket,
+        shipper_socket,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
             Command::Watch(a) => commands::watch::run(&ctx, a).await.map(|()| 0),
             Command::Snapshot(a) => commands::snapshot::run(&ctx, a).await.map(|()| 0),
             Command::Status(a) => commands::status::run(&ctx, a).await,
+            Command::TestConnection => commands::test_connection::run(&ctx.config).await,
             Command::ConfigCheck | Command::Version => Ok(0),
         }
     });

@@ -42,17 +42,22 @@ pub fn probe(path: &Path) -> anyhow::Result<Probe> {
     }
 }
 
-/// Connects a gRPC client over the Unix socket (the URI is a placeholder the connector ignores).
-pub async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
+/// A channel over a Unix socket (the URI is a placeholder the connector ignores).
+pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
     let path: PathBuf = path.to_owned();
     let shown = path.display().to_string();
-    let channel = Endpoint::from_static("http://localhost")
+    Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
         }))
         .await
-        .with_context(|| format!("cannot connect to collectord at {shown}"))?;
+        .with_context(|| format!("cannot connect to {shown}"))
+}
+
+/// Connects a Collector client.
+pub async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
+    let channel = channel(path).await.context("collectord")?;
     Ok(CollectorClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 

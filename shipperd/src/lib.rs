@@ -4,8 +4,10 @@
 //! crashes and outages.
 //!
 //! Where to look: [`queue`] is the durable queue (SQLite); [`sender`] is the HTTPS client
-//! (TLS, gzip, retries, status handling).
+//! (TLS, gzip, retries, status handling); [`daemon`] wires them to collectord's stream (the
+//! receiver), to the server (the delivery loop, health reports) and to the status socket.
 
+pub mod daemon;
 pub mod queue;
 pub mod sender;
 

@@ -3,6 +3,7 @@
 pub mod config_check;
 pub mod snapshot;
 pub mod status;
+pub mod test_connection;
 pub mod watch;
 
 use std::io::IsTerminal;
@@ -18,6 +19,7 @@ pub struct Context {
     pub config: Config,
     pub config_path: Option<PathBuf>,
     pub socket: PathBuf,
+    pub shipper_socket: PathBuf,
 }
 
 impl Context {

@@ -6,19 +6,22 @@ use crate::cli::StatusArgs;
 use crate::commands::Context;
 use crate::render::{format_bytes, format_uptime};
 use crate::source::{connect, probe, Probe};
+use sec_tracker_proto::v1::shipper_client::ShipperClient;
+use sec_tracker_proto::v1::{ShipperStatus, ShipperStatusRequest};
 
 /// Exit code when the collector is not running, as `systemctl status` does.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
 pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
+    let shipper = shipper_status(ctx).await;
     if let Probe::Absent(why) = probe(&ctx.socket)? {
         if args.json {
-            println!(
-                "{}",
-                json!({"collector": {"running": false, "socket": ctx.socket.display().to_string(), "error": why}})
-            );
+            let v = json!({"collector": {"running": false, "socket": ctx.socket.display().to_string(), "error": why},
+                           "shipper": shipper_json(ctx, &shipper)});
+            println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             println!("collectord: not running ({why})");
+            print_shipper(&shipper);
         }
         return Ok(EXIT_NOT_RUNNING);
     }
@@ -37,7 +40,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
                        "events": m.events, "lost": m.lost, "errors": m.errors})
             })
             .collect();
-        let v = json!({"collector": {
+        let v = json!({"shipper": shipper_json(ctx, &shipper), "collector": {
             "running": true,
             "version": s.version,
             "pid": s.pid,
@@ -108,5 +111,94 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
         }
         println!("{line}");
     }
+    print_shipper(&shipper);
     Ok(0)
+}
+
+/// shipperd's side: its status, or why there is none (not running is normal in local mode).
+async fn shipper_status(ctx: &Context) -> Result<ShipperStatus, String> {
+    match probe(&ctx.shipper_socket) {
+        Ok(Probe::Up) => {}
+        Ok(Probe::Absent(why)) => return Err(why),
+        Err(e) => return Err(format!("{e:#}")),
+    }
+    let channel = crate::source::channel(&ctx.shipper_socket)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    ShipperClient::new(channel)
+        .status(ShipperStatusRequest {})
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| s.message().to_owned())
+}
+
+fn shipper_json(ctx: &Context, s: &Result<ShipperStatus, String>) -> serde_json::Value {
+    match s {
+        Err(why) => {
+            json!({"running": false, "socket": ctx.shipper_socket.display().to_string(), "error": why})
+        }
+        Ok(s) => {
+            let mut m = shipperd::daemon::metrics(s);
+            if let Some(o) = m.as_object_mut() {
+                o.insert("running".into(), json!(true));
+                o.insert("pid".into(), json!(s.pid));
+                o.insert("version".into(), json!(s.version));
+                o.insert("server".into(), json!(s.server_url));
+                o.insert("queue_path".into(), json!(s.queue_path));
+            }
+            m
+        }
+    }
+}
+
+fn print_shipper(s: &Result<ShipperStatus, String>) {
+    let s = match s {
+        Err(why) => {
+            println!("shipperd: not running ({why})");
+            return;
+        }
+        Ok(s) => s,
+    };
+    println!(
+        "shipperd: {} (pid {}, version {}, up {})",
+        s.state,
+        s.pid,
+        s.version,
+        format_uptime(s.uptime_seconds)
+    );
+    println!("  server:      {}", s.server_url);
+    println!(
+        "  collector:   {}",
+        if s.collector_connected {
+            format!(
+                "connected (stream {}, last seq {})",
+                s.collector_stream_id, s.last_received_seq
+            )
+        } else {
+            "not connected".into()
+        }
+    );
+    println!(
+        "  events:      {} received, {} sent, {} dropped (queue full), {} dead-lettered, {} missed (collector gaps)",
+        s.events_received, s.events_sent, s.events_dropped, s.events_dead_lettered, s.collector_gaps_missed
+    );
+    println!(
+        "  queue:       {} events, {}, oldest {:.0}s old ({})",
+        s.queue_depth,
+        format_bytes(s.queue_bytes),
+        s.oldest_queued_age_seconds,
+        s.queue_path
+    );
+    println!(
+        "  last send:   {}",
+        if s.last_success_ns > 0 {
+            sec_tracker_proto::json::rfc3339_seconds(s.last_success_ns)
+        } else {
+            "never".into()
+        }
+    );
+    if !s.last_error.is_empty() {
+        println!("  last error:  {}", s.last_error);
+    }
+    println!("  memory:      {} RSS", format_bytes(s.rss_bytes));
 }

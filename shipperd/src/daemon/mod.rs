@@ -1,0 +1,212 @@
+//! The running daemon: the receiver (collectord → queue), the delivery loop (queue → server),
+//! health reports, and the status socket, sharing one [`Shared`] state.
+
+mod delivery;
+mod health;
+pub use health::metrics;
+mod receiver;
+mod status;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sec_tracker_proto::Config;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::{Queue, QueueError};
+use crate::sender::Sender;
+
+pub struct Options {
+    pub collector_socket: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub config_path: Option<PathBuf>,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration problem: exit 64.
+    #[error("{0:#}")]
+    Config(anyhow::Error),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+/// What the tasks share.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub queue: Arc<Mutex<Queue>>,
+    pub queue_path: PathBuf,
+    pub started: Instant,
+    pub collector_connected: AtomicBool,
+    pub stream_id: Mutex<String>,
+    pub last_seq: AtomicU64,
+    pub last_success_ns: AtomicI64,
+    pub last_error: Mutex<String>,
+    pub state: Mutex<&'static str>,
+    pub batches_sent: AtomicU64,
+    pub batches_resent: AtomicU64,
+    /// Woken when events were queued, so a full batch goes out at once.
+    pub queued: Notify,
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// Runs `f` on the queue off the async threads (SQLite does blocking I/O and fsync).
+    pub async fn with_queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Queue) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let queue = Arc::clone(&self.queue);
+        tokio::task::spawn_blocking(move || {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut q)
+        })
+        .await
+        .unwrap_or_else(|e| Err(QueueError::Internal(format!("queue task failed: {e}"))))
+    }
+
+    pub fn set_error(&self, e: impl Into<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.into();
+    }
+
+    pub fn set_state(&self, s: &'static str) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    pub fn state(&self) -> &'static str {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn stream_id(&self) -> String {
+        self.stream_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn success(&self) {
+        self.last_success_ns
+            .store(sec_tracker_proto::json::now_ns(), Ordering::Relaxed);
+    }
+}
+
+pub async fn run(config: Config, options: Options) -> Result<(), Error> {
+    if config.server.url.trim().is_empty() {
+        return Err(Error::Config(anyhow::anyhow!(
+            "server.url is not set: shipperd has nowhere to send (set it in the config file)"
+        )));
+    }
+    warn_if_world_readable(options.config_path.as_deref());
+    let sender = Sender::new(&config).map_err(|e| Error::Config(anyhow::Error::new(e)))?;
+    let dir = options.state_dir.join("shipperd");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the state directory {}", dir.display()))
+        .map_err(Error::Other)?;
+    let queue_path = dir.join("queue.db");
+    let (queue, report) = Queue::open(&queue_path, config.agent.max_queue_size)
+        .with_context(|| format!("opening the queue {}", queue_path.display()))
+        .map_err(Error::Other)?;
+    if let Some(aside) = &report.moved_aside {
+        tracing::error!(
+            moved_to = %aside.display(),
+            problem = report.problem.as_deref().unwrap_or(""),
+            "the queue was corrupt: it was moved aside and a new one started"
+        );
+    }
+    let shared = Arc::new(Shared {
+        config: Arc::new(config),
+        queue: Arc::new(Mutex::new(queue)),
+        queue_path,
+        started: Instant::now(),
+        collector_connected: AtomicBool::new(false),
+        stream_id: Mutex::new(String::new()),
+        last_seq: AtomicU64::new(0),
+        last_success_ns: AtomicI64::new(0),
+        last_error: Mutex::new(
+            report
+                .moved_aside
+                .as_ref()
+                .map(|p| format!("corrupt queue moved aside to {}", p.display()))
+                .unwrap_or_default(),
+        ),
+        state: Mutex::new("idle"),
+        batches_sent: AtomicU64::new(0),
+        batches_resent: AtomicU64::new(0),
+        queued: Notify::new(),
+        shutdown: CancellationToken::new(),
+    });
+
+    let status_server =
+        status::serve(Arc::clone(&shared), &options.socket).map_err(Error::Other)?;
+    let sender = Arc::new(sender);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(receiver::run(
+        Arc::clone(&shared),
+        options.collector_socket.clone(),
+    ));
+    tasks.spawn(delivery::run(Arc::clone(&shared), Arc::clone(&sender)));
+    tasks.spawn(health::run(Arc::clone(&shared), Arc::clone(&sender)));
+    tracing::info!(
+        server = %shared.config.server.url,
+        collector = %options.collector_socket.display(),
+        queue = %shared.queue_path.display(),
+        "shipperd running"
+    );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let mut term = signal(SignalKind::terminate())
+        .context("SIGTERM handler")
+        .map_err(Error::Other)?;
+    let mut int = signal(SignalKind::interrupt())
+        .context("SIGINT handler")
+        .map_err(Error::Other)?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    shared.shutdown.cancel();
+    let drained = tokio::time::timeout(options.drain_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "tasks did not stop within {:?}; what they held is still in the queue",
+            options.drain_timeout
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), status_server).await;
+    let _ = std::fs::remove_file(&options.socket);
+    tracing::info!("shipperd stopped");
+    Ok(())
+}
+
+/// The config holds the API key: it should be readable by root and the sec-tracker group only.
+fn warn_if_world_readable(path: Option<&std::path::Path>) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(p) = path {
+        if let Ok(m) = std::fs::metadata(p) {
+            if m.permissions().mode() & 0o004 != 0 {
+                tracing::warn!(
+                    config = %p.display(),
+                    "the config file is world-readable and may hold the API key: chmod 0640 it (owner root, group sec-tracker)"
+                );
+            }
+        }
+    }
+}

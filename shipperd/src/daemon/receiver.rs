@@ -1,0 +1,184 @@
+//! collectord → queue. Subscribes with the resume point the queue keeps (`after_seq`,
+//! `stream_id`), so a restart of either side continues where it stopped; what the collector can
+//! no longer replay comes back as a gap, which is counted. Events are written to the queue in
+//! groups (one transaction each) before they count as received.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use sec_tracker_proto::json::event_json;
+use sec_tracker_proto::v1::collector_client::CollectorClient;
+use sec_tracker_proto::v1::subscribe_response::Item;
+use sec_tracker_proto::v1::SubscribeRequest;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::Shared;
+use crate::queue::{NewEvent, QueueError};
+
+/// Events written per transaction at most, and how long the first of them waits for company.
+const GROUP: usize = 512;
+const GROUP_WAIT: Duration = Duration::from_millis(20);
+
+pub(super) async fn run(shared: Arc<Shared>, socket: PathBuf) {
+    let mut delay = Duration::from_millis(200);
+    while !shared.shutdown.is_cancelled() {
+        match connect(&socket).await {
+            Ok(client) => {
+                delay = Duration::from_millis(200);
+                if let Err(e) = follow(&shared, client).await {
+                    tracing::warn!(error = %format!("{e:#}"), "lost the collector stream");
+                    shared.set_error(format!("collector: {e:#}"));
+                }
+                shared.collector_connected.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if delay >= Duration::from_secs(5) {
+                    tracing::warn!(socket = %socket.display(), error = %format!("{e:#}"), "cannot reach collectord; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
+    let path = path.to_owned();
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await?;
+    Ok(CollectorClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> anyhow::Result<()> {
+    let resume = shared.with_queue(|q| q.resume_point()).await?;
+    let request = match &resume {
+        Some((stream_id, seq)) => SubscribeRequest {
+            after_seq: *seq,
+            stream_id: stream_id.clone(),
+            ..Default::default()
+        },
+        // First start: take everything the collector still holds.
+        None => SubscribeRequest {
+            replay: true,
+            ..Default::default()
+        },
+    };
+    let mut stream = client.subscribe(request).await?.into_inner();
+    shared.collector_connected.store(true, Ordering::Relaxed);
+    tracing::info!(resume = ?resume, "subscribed to collectord");
+    let mut group: Vec<NewEvent> = Vec::with_capacity(GROUP);
+    loop {
+        let next = if group.is_empty() {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return Ok(()),
+                n = stream.next() => n,
+            }
+        } else {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => { store(shared, &mut group).await; return Ok(()) }
+                n = stream.next() => n,
+                _ = tokio::time::sleep(GROUP_WAIT) => { store(shared, &mut group).await; continue; }
+            }
+        };
+        let Some(item) = next else {
+            store(shared, &mut group).await;
+            anyhow::bail!("collectord closed the stream");
+        };
+        match item?.item {
+            Some(Item::Hello(h)) => {
+                *shared.stream_id.lock().unwrap_or_else(|p| p.into_inner()) = h.stream_id
+            }
+            Some(Item::Gap(g)) => {
+                store(shared, &mut group).await;
+                tracing::warn!(
+                    missed = g.missed,
+                    reason = g.reason,
+                    "collectord reports events this shipper missed"
+                );
+                let missed = g.missed;
+                if let Err(e) = shared.with_queue(move |q| q.add_gap(missed)).await {
+                    tracing::warn!(error = %e, "cannot record a gap");
+                }
+            }
+            Some(Item::Event(e)) => {
+                let payload = serde_json::to_vec(&event_json(&e))?;
+                group.push(NewEvent {
+                    stream_id: e.stream_id.clone(),
+                    seq: e.seq,
+                    timestamp_ns: e.timestamp_ns,
+                    payload,
+                });
+                if group.len() >= GROUP {
+                    store(shared, &mut group).await;
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// Writes the group to the queue, retrying while the disk is full: until it is on disk, the
+/// stream is not read further (the collector skips this reader ahead if that lasts, and says so).
+async fn store(shared: &Arc<Shared>, group: &mut Vec<NewEvent>) {
+    if group.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let events = std::mem::take(group);
+        let last = events.last().map(|e| e.seq).unwrap_or(0);
+        let (result, events) = {
+            let queue = Arc::clone(&shared.queue);
+            tokio::task::spawn_blocking(move || {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                let r = q.push(&events);
+                (r, events)
+            })
+            .await
+            .unwrap_or_else(|e| (Err(QueueError::Internal(e.to_string())), Vec::new()))
+        };
+        match result {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "queue full: the oldest events were dropped (counted in health)"
+                    );
+                }
+                if shared.state() == "disk_error" {
+                    shared.set_state("idle");
+                    tracing::info!("the queue accepts writes again");
+                }
+                shared.last_seq.store(last, Ordering::Relaxed);
+                shared.queued.notify_one();
+                return;
+            }
+            Err(e) => {
+                if shared.state() != "disk_error" {
+                    tracing::error!(error = %e, "cannot write to the queue; holding events and retrying");
+                }
+                shared.set_state("disk_error");
+                shared.set_error(format!("queue: {e}"));
+                *group = events;
+                if shared.shutdown.is_cancelled() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `shipperd`: delivers collectord's event stream to the management server.
+//!
+//! Thin by design: init logging, load the config (exit 64 when it is bad), refuse to run as root
+//! unless told, open the queue, start the receiver, the sender and the status socket, and on
+//! SIGTERM/SIGINT stop receiving, let an in-flight send finish (bounded), and exit. Everything
+//! received is already on disk, so a stop loses nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sec_tracker_proto::Config;
+use shipperd::daemon::{self, Options};
+
+/// Exit status for a configuration error, as collectord.
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shipperd",
+    version,
+    about = "sec-tracker shipper: delivers collectord's events to the management server"
+)]
+struct Args {
+    /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// collectord's socket; overrides agent.collector_socket.
+    #[arg(long, value_name = "PATH")]
+    collector_socket: Option<PathBuf>,
+    /// The status socket to serve; overrides agent.shipper_socket.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Where the queue lives; overrides agent.state_dir.
+    #[arg(long, value_name = "PATH")]
+    state_dir: Option<PathBuf>,
+    /// Run even as root (shipperd needs no privilege and should run as user sec-tracker).
+    #[arg(long)]
+    allow_root: bool,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let args = Args::parse();
+    let (config, config_path) = match Config::load_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shipperd: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if nix::unistd::geteuid().is_root() && !args.allow_root {
+        eprintln!(
+            "shipperd: refusing to run as root: it needs no privilege; run it as user sec-tracker \
+             (or pass --allow-root)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let options = Options {
+        collector_socket: args
+            .collector_socket
+            .unwrap_or_else(|| config.agent.collector_socket.clone()),
+        socket: args
+            .socket
+            .unwrap_or_else(|| config.agent.shipper_socket.clone()),
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(|| config.agent.state_dir.clone()),
+        config_path,
+        drain_timeout: Duration::from_secs(10),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("shipperd")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shipperd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(daemon::Error::Config(e)) => {
+            eprintln!("shipperd: {e:#}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(daemon::Error::Other(e)) => {
+            tracing::error!("{e:#}");
+            eprintln!("shipperd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

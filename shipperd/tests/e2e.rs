@@ -1,0 +1,702 @@
+//! collectord → shipperd → an HTTPS management server, all real processes on this machine, with
+//! the server failing, stalling and refusing on purpose. Events are made by writing files with
+//! unique names into a tree that collectord's file monitor watches, so every test knows exactly
+//! which events it must find at the server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use collectord::testing::{require_root, wait_for, Daemon};
+use serde_json::Value;
+use shipperd::testing::{Mode, TestCa, TestCert, TestServer, TEST_API_KEY};
+
+const SHIPPERD: &str = env!("CARGO_BIN_EXE_shipperd");
+
+fn collectord_bin() -> PathBuf {
+    let p = Path::new(SHIPPERD).with_file_name("collectord");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// One collectord watching `tree`, one shipperd, one server.
+struct Stack {
+    dir: tempfile::TempDir,
+    tree: PathBuf,
+    collector: Daemon,
+    shipper: Option<Child>,
+    pub server: TestServer,
+    config: PathBuf,
+    counter: usize,
+}
+
+struct Setup<'a> {
+    cert: &'a TestCert,
+    ca_file: Option<&'a Path>,
+    api_key: &'a str,
+    max_queue: u64,
+    host: &'a str,
+}
+
+impl Stack {
+    async fn start(ca: &TestCa, setup: Setup<'_>) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        let collector_config = format!(
+            r#"{{"agent": {{"state_dir": "@STATE@", "buffer_size": 100000}}, "monitoring": {{"process_monitor": false,
+                "system_info": false, "auth_monitor": false, "network_monitor": false, "watch_paths": ["{}"]}}}}"#,
+            tree.display()
+        );
+        let collector = Daemon::start(&collectord_bin(), &collector_config);
+        let server = TestServer::start(setup.cert, Mode::Accept).await.unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        ca.write_ca_pem(&ca_path).unwrap();
+        let ca_file = setup.ca_file.map(|_| ca_path.clone());
+        let config = dir.path().join("shipper.json");
+        let mut server_cfg = serde_json::json!({
+            "url": server.url_for(setup.host), "api_key": setup.api_key, "timeout": "2s", "batch_size": 20, "retry_max": 3
+        });
+        if let Some(ca) = &ca_file {
+            server_cfg["ca_file"] = serde_json::json!(ca);
+        }
+        let cfg = serde_json::json!({
+            "server": server_cfg,
+            "agent": {"id": "e2e-agent", "report_interval": "1s", "max_queue_size": setup.max_queue},
+        });
+        std::fs::write(&config, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let mut stack = Stack {
+            dir,
+            tree,
+            collector,
+            shipper: None,
+            server,
+            config,
+            counter: 0,
+        };
+        stack.start_shipper();
+        stack
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("shipper-state")
+    }
+
+    fn status_socket(&self) -> PathBuf {
+        self.dir.path().join("shipper.sock")
+    }
+
+    fn start_shipper(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("shipperd.log"))
+            .unwrap();
+        let child = Command::new(SHIPPERD)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--collector-socket")
+            .arg(&self.collector.socket)
+            .arg("--socket")
+            .arg(self.status_socket())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--allow-root")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.shipper = Some(child);
+        let sock = self.status_socket();
+        wait_for("shipperd's status socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&sock).ok()
+        });
+    }
+
+    fn kill9_shipper(&mut self) {
+        if let Some(mut c) = self.shipper.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn stop_shipper(&mut self) -> Option<i32> {
+        let mut c = self.shipper.take()?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        wait_for("shipperd to stop", Duration::from_secs(20), || {
+            c.try_wait().unwrap()
+        })
+        .code()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("shipperd.log")).unwrap_or_default()
+    }
+
+    /// Writes `n` files with unique names; returns the names.
+    fn make_events(&mut self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                self.counter += 1;
+                let name = format!("ev-{}-{}", std::process::id(), self.counter);
+                std::fs::write(self.tree.join(&name), "x").unwrap();
+                name
+            })
+            .collect()
+    }
+
+    /// status --json of the shipper, through sec-trackerctl's own socket client is not available
+    /// here; read the health reports and the queue through the server and the log instead.
+    fn delivered_names(&self) -> BTreeMap<String, Vec<String>> {
+        // file name → batch ids that carried its "created" event
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for b in self.server.batches() {
+            for p in &b.payloads {
+                if p["type"] == "file" && p["details"]["action"] == "created" {
+                    let path = p["details"]["path"].as_str().unwrap_or("");
+                    let name = path.rsplit('/').next().unwrap_or("").to_owned();
+                    out.entry(name).or_default().push(b.batch_id.clone());
+                }
+            }
+        }
+        out
+    }
+
+    async fn wait_delivered(&self, names: &[String], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.delivered_names();
+            let missing: Vec<&String> = names.iter().filter(|n| !got.contains_key(*n)).collect();
+            if missing.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} of {} events never reached the server, e.g. {:?}\nshipperd log:\n{}",
+                    missing.len(),
+                    names.len(),
+                    &missing[..missing.len().min(5)],
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Duplicates may only be whole batches sent again with the same id and content.
+    fn assert_duplicates_are_resent_batches(&self) {
+        let mut by_id: BTreeMap<String, Vec<Vec<Value>>> = BTreeMap::new();
+        for b in self.server.batches() {
+            by_id
+                .entry(b.batch_id.clone())
+                .or_default()
+                .push(b.payloads.clone());
+        }
+        for (id, copies) in &by_id {
+            assert!(
+                copies.windows(2).all(|w| w[0] == w[1]),
+                "batch {id} was re-sent with different content"
+            );
+        }
+        for (name, ids) in self.delivered_names() {
+            let distinct: BTreeSet<&String> = ids.iter().collect();
+            assert_eq!(distinct.len(), 1, "{name} arrived in different batches {ids:?}: a duplicate that is not a re-sent batch");
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.kill9_shipper();
+    }
+}
+
+fn setup<'a>(cert: &'a TestCert, ca: &'a Path) -> Setup<'a> {
+    Setup {
+        cert,
+        ca_file: Some(ca),
+        api_key: TEST_API_KEY,
+        max_queue: 100_000,
+        host: "localhost",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_arrives_and_kill_9_loses_none() {
+    if !require_root("e2e_kill9") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    let mut all = s.make_events(30);
+    s.wait_delivered(&all, Duration::from_secs(30)).await;
+    let b = &s.server.batches()[0];
+    assert_eq!(
+        b.headers.get("content-encoding").map(String::as_str),
+        Some("gzip")
+    );
+    assert_eq!(b.agent_id, "e2e-agent");
+    // kill -9 while events flow, again and again.
+    for round in 0..5 {
+        all.extend(s.make_events(40));
+        let before = s.server.batches().len();
+        // Kill once something of this round is moving (or right away on even rounds).
+        if round % 2 == 1 {
+            let _ = s
+                .server
+                .wait_for_requests(before + 1, Duration::from_secs(5))
+                .await;
+        }
+        s.kill9_shipper();
+        all.extend(s.make_events(10));
+        s.start_shipper();
+    }
+    s.wait_delivered(&all, Duration::from_secs(60)).await;
+    s.assert_duplicates_are_resent_batches();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_are_ridden_out_and_retry_after_is_respected() {
+    if !require_root("e2e_outages") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    let mut all = Vec::new();
+    for mode in [
+        Mode::RefuseConnections,
+        Mode::Stall,
+        Mode::FailStatus {
+            status: 500,
+            times: Some(3),
+        },
+        Mode::FailStatus {
+            status: 429,
+            times: Some(2),
+        },
+    ] {
+        s.server.set_mode(mode.clone()).await;
+        let names = s.make_events(15);
+        all.extend(names);
+        // Let the shipper hit the failure for a while, then recover.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        s.server.set_mode(Mode::Accept).await;
+        s.wait_delivered(&all, Duration::from_secs(60)).await;
+    }
+    // 503 with Retry-After: 3 — the next attempt waits at least that long.
+    s.server.clear();
+    s.server
+        .set_mode(Mode::RetryAfter {
+            status: 503,
+            secs: 3,
+            times: None,
+        })
+        .await;
+    let names = s.make_events(5);
+    let data = |server: &TestServer| -> Vec<shipperd::testing::RequestRecord> {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/data"))
+            .collect()
+    };
+    wait_for("a 503 for data", Duration::from_secs(30), || {
+        data(&s.server)
+            .iter()
+            .any(|r| r.status == Some(503))
+            .then_some(())
+    });
+    s.server.set_mode(Mode::Accept).await;
+    s.wait_delivered(&names, Duration::from_secs(60)).await;
+    let reqs = data(&s.server);
+    let refused = reqs
+        .iter()
+        .position(|r| r.status == Some(503))
+        .expect("a 503 was answered");
+    let next = &reqs[refused + 1];
+    let waited = next.at.duration_since(reqs[refused].at);
+    assert!(
+        waited >= Duration::from_millis(2900),
+        "Retry-After: 3 not respected: retried after {waited:?}"
+    );
+    s.assert_duplicates_are_resent_batches();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_sends_nothing_and_says_why() {
+    if !require_root("e2e_tls") {
+        return;
+    }
+    let ca = TestCa::new();
+    let good = ca.localhost_cert();
+    let expired = ca.expired_cert(&["localhost"]);
+    let other = ca.server_cert(&["other.example"]);
+    let cases: Vec<(&str, Setup<'_>, &str)> = vec![
+        (
+            "unknown CA",
+            Setup {
+                ca_file: None,
+                ..setup(&good, Path::new("ca"))
+            },
+            "certificate",
+        ),
+        ("expired", setup(&expired, Path::new("ca")), "expired"),
+        (
+            "wrong host name",
+            setup(&other, Path::new("ca")),
+            "localhost",
+        ),
+    ];
+    for (what, setup, hint) in cases {
+        let mut s = Stack::start(&ca, setup).await;
+        let names = s.make_events(5);
+        wait_for(
+            &format!("the TLS error for {what} in shipperd's log"),
+            Duration::from_secs(30),
+            || s.log().contains("TLS to the server failed").then_some(()),
+        );
+        assert_eq!(
+            s.server.request_count(),
+            0,
+            "{what}: no HTTP request may reach the server"
+        );
+        let log = s.log();
+        assert!(
+            log.to_lowercase().contains(hint),
+            "{what}: the reason should mention {hint:?}:\n{log}"
+        );
+        assert!(!log.contains(TEST_API_KEY), "the API key was logged");
+        assert!(!names.is_empty());
+        s.kill9_shipper();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_api_key_pauses_sending_and_keeps_events() {
+    if !require_root("e2e_401") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(
+        &ca,
+        Setup {
+            api_key: "wrong-key-123",
+            ..setup(&cert, Path::new("ca"))
+        },
+    )
+    .await;
+    s.make_events(5);
+    wait_for("the 401 in shipperd's log", Duration::from_secs(30), || {
+        s.log()
+            .contains("the server refused the API key")
+            .then_some(())
+    });
+    assert!(s.server.batches().is_empty());
+    assert!(!s.log().contains("wrong-key-123"), "the API key was logged");
+    // Events are kept: fix the key (restart with the right one) and they arrive.
+    s.kill9_shipper();
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("wrong-key-123", TEST_API_KEY);
+    std::fs::write(&s.config, cfg).unwrap();
+    let names = s.make_events(3);
+    s.start_shipper();
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    assert!(
+        s.delivered_names().len() >= 8,
+        "the 5 events queued during the 401s were kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_without_traffic_resend_nothing() {
+    if !require_root("e2e_restart") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    let names = s.make_events(25);
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    let data_requests = |server: &TestServer| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/data"))
+            .count()
+    };
+    let before = data_requests(&s.server);
+    for _ in 0..2 {
+        assert_eq!(s.stop_shipper(), Some(0));
+        s.start_shipper();
+        // A health report proves the new shipper is up and talking to the server.
+        let health = s.server.health_reports().len();
+        wait_for("a health report", Duration::from_secs(10), || {
+            (s.server.health_reports().len() > health).then_some(())
+        });
+    }
+    assert_eq!(
+        data_requests(&s.server),
+        before,
+        "a restart with nothing new sent data again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_queue_is_moved_aside_and_shipping_goes_on() {
+    if !require_root("e2e_corrupt") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    s.kill9_shipper();
+    let db = s.state_dir().join("shipperd").join("queue.db");
+    std::fs::write(&db, b"this is not a database, it is garbage \x00\xff").unwrap();
+    let _ = std::fs::remove_file(db.with_extension("db-wal"));
+    let _ = std::fs::remove_file(db.with_extension("db-shm"));
+    s.start_shipper();
+    let names = s.make_events(5);
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    assert!(s.log().contains("the queue was corrupt"), "{}", s.log());
+    let aside = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+    assert!(aside, "the corrupt store is kept aside for inspection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_the_oldest_and_reports_the_exact_count() {
+    if !require_root("e2e_queue_full") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(
+        &ca,
+        Setup {
+            max_queue: 20,
+            ..setup(&cert, Path::new("ca"))
+        },
+    )
+    .await;
+    s.server.set_mode(Mode::RefuseConnections).await;
+    let names = s.make_events(50);
+    // Health cannot reach the server either; wait for the log to show the drops.
+    wait_for("drops", Duration::from_secs(30), || {
+        s.log().contains("queue full").then_some(())
+    });
+    // Give the collector time to deliver all 50 to the shipper.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.server.set_mode(Mode::Accept).await;
+    // Health reports say exactly how many went: with what arrived, that is all 50.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let delivered = s.delivered_names().len() as u64;
+        let dropped = s
+            .server
+            .health_reports()
+            .last()
+            .and_then(|h| h["metrics"]["events_dropped"].as_u64())
+            .unwrap_or(0);
+        if delivered + dropped == 50 && dropped > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivered {delivered} + dropped {dropped} != 50\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        s.delivered_names().contains_key(&names[49]),
+        "the newest event is kept"
+    );
+}
+
+#[test]
+fn shipperd_refuses_root_unless_told() {
+    if !require_root("e2e_root") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        r#"{"server": {"url": "https://localhost:1", "api_key": "k"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(SHIPPERD)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to run as root"));
+}
+
+/// As deployed: shipperd as an unprivileged user in the sec-tracker group, and the operator's
+/// `sec-trackerctl status` and `test-connection` showing both daemons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_shipperd_and_the_operators_view() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root("e2e_unprivileged") {
+        return;
+    }
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "getent group sec-tracker >/dev/null || groupadd --system sec-tracker",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let gid = String::from_utf8(
+        Command::new("getent")
+            .args(["group", "sec-tracker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let gid = gid.split(':').nth(2).unwrap().to_owned();
+
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    s.kill9_shipper();
+    // Let the unprivileged user reach what it needs, and nothing more.
+    for p in [s.dir.path(), s.collector.dir.path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for p in [s.config.clone(), s.dir.path().join("ca.pem")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::create_dir_all(s.state_dir()).unwrap();
+    // The root shipper that Stack started made the queue: hand it over, as install.sh would.
+    assert!(Command::new("chown")
+        .args(["-R", "65534"])
+        .arg(s.state_dir())
+        .status()
+        .unwrap()
+        .success());
+    let bin = s.dir.path().join("shipperd");
+    std::fs::copy(SHIPPERD, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = std::fs::File::create(s.dir.path().join("shipperd.log")).unwrap();
+    // Its socket lives where it may create files: its own state directory.
+    let sock = s.state_dir().join("shipper.sock");
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", &format!("--groups={gid}")])
+        .arg(&bin)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("--collector-socket")
+        .arg(&s.collector.socket)
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--state-dir")
+        .arg(s.state_dir())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    s.shipper = Some(child);
+    let log_path = s.dir.path().join("shipperd.log");
+    wait_for("shipperd's status socket", Duration::from_secs(20), || {
+        let up = std::os::unix::net::UnixStream::connect(&sock).ok();
+        if up.is_none() && s.shipper.as_mut().unwrap().try_wait().unwrap().is_some() {
+            panic!(
+                "shipperd exited: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        up
+    });
+    let names = s.make_events(10);
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+
+    let ctl = Path::new(SHIPPERD).with_file_name("sec-trackerctl");
+    let out = Command::new(&ctl)
+        .arg("--socket")
+        .arg(&s.collector.socket)
+        .arg("--shipper-socket")
+        .arg(&sock)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["collector"]["running"], true);
+    assert_eq!(v["shipper"]["running"], true);
+    assert_eq!(v["shipper"]["collector_connected"], true);
+    assert!(v["shipper"]["events_sent"].as_u64().unwrap() >= 10, "{v}");
+    let human = Command::new(&ctl)
+        .arg("--socket")
+        .arg(&s.collector.socket)
+        .arg("--shipper-socket")
+        .arg(&sock)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("collectord: running")
+            && text.contains("shipperd: ")
+            && text.contains("last send:"),
+        "{text}"
+    );
+    assert!(!text.contains(TEST_API_KEY));
+
+    let tc = Command::new(&ctl)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("test-connection")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&tc.stdout);
+    assert!(
+        tc.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&tc.stderr)
+    );
+    for step in ["dns", "tcp", "tls", "api"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("ok") && l.contains(step)),
+            "{step}: {text}"
+        );
+    }
+    s.server.set_mode(Mode::Unauthorized).await;
+    let tc = Command::new(&ctl)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("test-connection")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&tc.stdout);
+    assert_eq!(tc.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("FAIL") && l.contains("api")),
+        "{text}"
+    );
+}
