@@ -700,3 +700,92 @@ async fn unprivileged_shipperd_and_the_operators_view() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_in_flight_at_a_crash_is_resent_with_the_same_id() {
+    if !require_root("e2e_inflight") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    s.server.set_mode(Mode::Stall).await;
+    let names = s.make_events(5);
+    let stalled_id = wait_for(
+        "a data request held by the stalled server",
+        Duration::from_secs(30),
+        || {
+            s.server
+                .requests()
+                .into_iter()
+                .find(|r| r.path.ends_with("/data") && r.status.is_none())
+                .and_then(|r| r.batch_id)
+        },
+    );
+    s.kill9_shipper();
+    s.server.set_mode(Mode::Accept).await;
+    s.start_shipper();
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    let ids: BTreeSet<String> = s.delivered_names().values().flatten().cloned().collect();
+    assert!(
+        ids.contains(&stalled_id),
+        "the in-flight batch {stalled_id} must be re-sent under its id; got {ids:?}"
+    );
+}
+
+/// Unmounts on drop, so a failing test does not leave a mount behind.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_nothing_and_shipping_resumes_when_space_returns() {
+    if !require_root("e2e_disk_full") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    s.kill9_shipper();
+    let state = s.state_dir();
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _guard = Tmpfs(state.clone());
+    s.start_shipper();
+    let first = s.make_events(3);
+    s.wait_delivered(&first, Duration::from_secs(30)).await;
+    // Fill the disk.
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let during = s.make_events(200);
+    wait_for(
+        "the disk-full error in shipperd's log",
+        Duration::from_secs(30),
+        || s.log().contains("cannot write to the queue").then_some(()),
+    );
+    assert!(
+        s.shipper.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "shipperd must keep running"
+    );
+    // Space comes back: everything made meanwhile arrives.
+    std::fs::remove_file(&filler).unwrap();
+    s.wait_delivered(&during, Duration::from_secs(60)).await;
+    assert!(
+        s.log().contains("the queue accepts writes again"),
+        "{}",
+        s.log()
+    );
+    s.kill9_shipper();
+}
