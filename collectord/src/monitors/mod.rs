@@ -65,6 +65,25 @@ impl MonitorContext {
     }
 }
 
+/// Runs a blocking monitor loop on a thread of its own (inotify, netlink and log reads block,
+/// and must never stall the async runtime), finishing when the loop returns.
+pub fn run_on_thread(
+    thread_name: &str,
+    ctx: MonitorContext,
+    body: impl FnOnce(&MonitorContext) -> anyhow::Result<()> + Send + 'static,
+) -> MonitorFuture {
+    let thread_name = thread_name.to_owned();
+    Box::pin(async move {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                let _ = done_tx.send(body(&ctx));
+            })?;
+        done_rx.await.unwrap_or(Ok(()))
+    })
+}
+
 /// A monitor's counters and state, shown by `status`.
 pub struct MonitorHealth {
     pub name: &'static str,

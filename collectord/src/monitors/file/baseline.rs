@@ -70,18 +70,7 @@ impl FileState {
 
 /// Reads a path's state without following a symlink, hashing regular files up to `limit`.
 pub fn stat(path: &Path, limit: u64) -> Option<FileState> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    let mut s = FileState {
-        size: m.size(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
-        sha256: None,
-        hash_skipped: false,
-    };
+    let mut s = metadata_state(path)?;
     if s.is_regular() {
         match sha256_file(path, s.size, limit) {
             Hashed::Digest(d) => s.sha256 = Some(d),
@@ -94,18 +83,7 @@ pub fn stat(path: &Path, limit: u64) -> Option<FileState> {
 
 /// Like [`stat`], but reuses `previous`'s hash when the metadata says the content is unchanged.
 pub fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<FileState> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    let quick = FileState {
-        size: m.size(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
-        sha256: None,
-        hash_skipped: false,
-    };
+    let quick = metadata_state(path)?;
     match previous {
         Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => {
             Some(FileState {
@@ -116,6 +94,22 @@ pub fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<F
         }
         _ => stat(path, limit),
     }
+}
+
+/// The path's metadata (not following a symlink), without a hash.
+fn metadata_state(path: &Path) -> Option<FileState> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(FileState {
+        size: m.size(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        ino: m.ino(),
+        sha256: None,
+        hash_skipped: false,
+    })
 }
 
 pub type Baseline = BTreeMap<Vec<u8>, FileState>;

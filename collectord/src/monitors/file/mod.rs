@@ -41,16 +41,7 @@ impl Monitor for FileMonitor {
     }
 
     fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
-        Box::pin(async move {
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let thread_ctx = ctx.clone();
-            std::thread::Builder::new()
-                .name("file-monitor".into())
-                .spawn(move || {
-                    let _ = done_tx.send(run_watcher(&thread_ctx));
-                })?;
-            done_rx.await.unwrap_or(Ok(()))
-        })
+        super::run_on_thread("file-monitor", ctx, run_watcher)
     }
 }
 

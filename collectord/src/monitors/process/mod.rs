@@ -37,15 +37,8 @@ impl Monitor for ProcessMonitor {
         Box::pin(async move {
             match Connector::open(Duration::from_millis(200)) {
                 Ok(conn) => {
-                    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-                    let thread_ctx = ctx.clone();
-                    std::thread::Builder::new()
-                        .name("proc-connector".into())
-                        .spawn(move || {
-                            let r = read_connector(conn, &thread_ctx);
-                            let _ = done_tx.send(r);
-                        })?;
-                    done_rx.await.unwrap_or(Ok(()))
+                    super::run_on_thread("proc-connector", ctx, move |c| read_connector(conn, c))
+                        .await
                 }
                 Err(e) => {
                     let why = format!(
