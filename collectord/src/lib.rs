@@ -17,6 +17,7 @@ pub mod hub;
 pub mod kernel;
 pub mod monitors;
 pub mod peer;
+pub mod privileges;
 pub mod server;
 pub mod severity;
 pub mod socket;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use collectord::{peer::PeerPolicy, server, socket, Collector};
+use collectord::{peer::PeerPolicy, privileges, server, socket, Collector};
 use sec_tracker_proto::Config;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
@@ -44,6 +44,17 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    let socket_path = args
+        .socket
+        .unwrap_or_else(|| config.agent.collector_socket.clone());
+    let (listener, policy) = match prepare(&config, &socket_path) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("collectord: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,7 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, config_path, args.socket)) {
+    match runtime.block_on(run(config, config_path, socket_path, listener, policy)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -66,18 +77,37 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(
-    config: Config,
-    config_path: Option<PathBuf>,
-    socket_flag: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let socket_path = socket_flag.unwrap_or_else(|| config.agent.collector_socket.clone());
+/// Binds the socket (the one use of CAP_CHOWN) and drops every capability the enabled monitors
+/// do not need. Runs before the runtime exists: capabilities are per thread, and threads made
+/// afterwards inherit the reduced sets.
+fn prepare(
+    config: &Config,
+    socket_path: &std::path::Path,
+) -> anyhow::Result<(std::os::unix::net::UnixListener, PeerPolicy)> {
     let policy = PeerPolicy::new(&config.agent.socket_group);
     if policy.group_gid().is_none() {
         tracing::warn!(group = %config.agent.socket_group, "socket group does not exist: only root may read the stream");
     }
     let listener =
-        socket::bind(&socket_path, policy.group_gid()).context("binding the collector socket")?;
+        socket::bind(socket_path, policy.group_gid()).context("binding the collector socket")?;
+    if nix::unistd::geteuid().is_root() {
+        let keep = privileges::needed(config);
+        privileges::drop_all_but(&keep)?;
+        tracing::info!(kept = %privileges::names(&keep), "dropped every other capability; no_new_privs set");
+    } else {
+        tracing::info!("not running as root: keeping the capabilities this process was given");
+    }
+    Ok((listener, policy))
+}
+
+async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    socket_path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+    policy: PeerPolicy,
+) -> anyhow::Result<()> {
+    let listener = socket::into_tokio(listener).context("registering the socket")?;
     let collector = Collector::start(config, config_path, Some(socket_path.clone()));
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 

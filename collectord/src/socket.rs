@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chown, Gid};
-use tokio::net::UnixListener;
+use std::os::unix::net::UnixListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -23,6 +23,8 @@ pub enum SocketError {
     },
 }
 
+/// Binds a std listener (no runtime needed, so that privileges can be dropped before any
+/// runtime thread exists); turn it into a tokio one with [`into_tokio`].
 pub fn bind(path: &Path, group: Option<Gid>) -> Result<UnixListener, SocketError> {
     let shown = path.display().to_string();
     let io_err = |source| SocketError::Io {
@@ -60,5 +62,11 @@ pub fn bind(path: &Path, group: Option<Gid>) -> Result<UnixListener, SocketError
         }
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
+    listener.set_nonblocking(true).map_err(io_err)?;
     Ok(listener)
+}
+
+/// The listener for tokio; must be called inside a runtime.
+pub fn into_tokio(listener: UnixListener) -> io::Result<tokio::net::UnixListener> {
+    tokio::net::UnixListener::from_std(listener)
 }

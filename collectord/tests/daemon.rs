@@ -529,3 +529,68 @@ fn a_bad_config_exits_64_naming_the_key() {
     );
     assert!(err.contains("monitoring.scan_interval"), "{err}");
 }
+
+/// Capability masks as /proc shows them.
+fn cap_mask(caps: &[u32]) -> u64 {
+    caps.iter().fold(0, |m, c| m | (1u64 << c))
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn collectord_keeps_exactly_its_named_capabilities_in_every_thread() {
+    if !require_root("capabilities") {
+        return;
+    }
+    const DAC_READ_SEARCH: u32 = 2;
+    const NET_ADMIN: u32 = 12;
+    const SYS_PTRACE: u32 = 19;
+    const SYS_ADMIN: u32 = 21;
+    const SYS_NICE: u32 = 23;
+    let cases = [
+        // every monitor on (the default)
+        (
+            r#"{"agent": {"state_dir": "@STATE@"}, "monitoring": {"watch_paths": ["/etc"]}}"#,
+            cap_mask(&[DAC_READ_SEARCH, NET_ADMIN, SYS_PTRACE, SYS_ADMIN, SYS_NICE]),
+        ),
+        // process monitor only, no real-time priority
+        (
+            r#"{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false, "realtime_priority": false}}"#,
+            cap_mask(&[DAC_READ_SEARCH, NET_ADMIN, SYS_PTRACE]),
+        ),
+    ];
+    for (config, want) in cases {
+        let d = Daemon::start(Path::new(BIN), config);
+        let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(tasks.len() > 2, "collectord runs several threads");
+        for t in tasks {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+            let name = status_field(&status, "Name:");
+            for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+                let got = u64::from_str_radix(&status_field(&status, set), 16).unwrap();
+                assert_eq!(got, want, "thread {name}: {set} {got:x}, want {want:x}");
+            }
+            assert_eq!(
+                status_field(&status, "CapInh:"),
+                "0000000000000000",
+                "thread {name}"
+            );
+            assert_eq!(
+                status_field(&status, "CapAmb:"),
+                "0000000000000000",
+                "thread {name}"
+            );
+            assert_eq!(status_field(&status, "NoNewPrivs:"), "1", "thread {name}");
+        }
+        assert!(d.log_text().contains("dropped every other capability"));
+    }
+}
