@@ -83,7 +83,7 @@ fn main() -> ExitCode {
 fn prepare(
     config: &Config,
     socket_path: &std::path::Path,
-) -> anyhow::Result<(std::os::unix::net::UnixListener, PeerPolicy)> {
+) -> anyhow::Result<(socket::Staged, PeerPolicy)> {
     let policy = PeerPolicy::new(&config.agent.socket_group);
     if policy.group_gid().is_none() {
         tracing::warn!(group = %config.agent.socket_group, "socket group does not exist: only root may read the stream");
@@ -104,15 +104,16 @@ async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     socket_path: PathBuf,
-    listener: std::os::unix::net::UnixListener,
+    staged: socket::Staged,
     policy: PeerPolicy,
 ) -> anyhow::Result<()> {
-    let listener = socket::into_tokio(listener).context("registering the socket")?;
+    // Signals first: once the socket is visible, SIGTERM must already mean a clean stop.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let collector = Collector::start(config, config_path, Some(socket_path.clone()));
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let listener = socket::into_tokio(staged.publish()?).context("registering the socket")?;
     let stop = collector.shutdown_token();
     let stopping = stop.clone();
     let server = tokio::spawn(

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | CAP_NET_ADMIN | process monitor | subscribing to the kernel process connector |
 //! | CAP_SYS_NICE | process monitor with `realtime_priority` | SCHED_FIFO for the connector reader |
-//! | CAP_SYS_PTRACE | process, network monitors | reading `/proc/<pid>/{exe,cwd,fd}` of every user's processes |
+//! | CAP_SYS_PTRACE | process, network, file monitors | reading `/proc/<pid>/{exe,cwd,fd}` of every process (the file monitor: the writer's exe) |
 //! | CAP_DAC_READ_SEARCH | process, file, auth, network monitors | reading and hashing any watched file, the auth logs, other users' `/proc` entries |
 //! | CAP_SYS_ADMIN | file monitor | fanotify, to name the process that modified a file |
 //!
@@ -33,7 +33,11 @@ pub fn needed(config: &Config) -> CapsHashSet {
         }
     }
     if m.file_monitor {
-        set.extend([Capability::CAP_DAC_READ_SEARCH, Capability::CAP_SYS_ADMIN]);
+        set.extend([
+            Capability::CAP_DAC_READ_SEARCH,
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_SYS_PTRACE,
+        ]);
     }
     if m.auth_monitor {
         set.insert(Capability::CAP_DAC_READ_SEARCH);

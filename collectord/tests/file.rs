@@ -154,7 +154,9 @@ async fn file_changes_arrive_with_hashes() {
             "sh",
             "-c",
         ])
-        .arg(format!("echo more >> '{}'", a.display()))
+        // It lingers a moment after writing: a writer that exits at once is still named by
+        // pid, but its user and exe may be gone before collectord can read them.
+        .arg(format!("echo more >> '{}'; sleep 0.3", a.display()))
         .spawn()
         .unwrap();
     let writer_pid = writer.id();

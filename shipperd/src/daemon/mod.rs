@@ -105,6 +105,13 @@ impl Shared {
 }
 
 pub async fn run(config: Config, options: Options) -> Result<(), Error> {
+    // Signals first: once the status socket is visible, SIGTERM must already mean a clean stop.
+    let mut term = signal(SignalKind::terminate())
+        .context("SIGTERM handler")
+        .map_err(Error::Other)?;
+    let mut int = signal(SignalKind::interrupt())
+        .context("SIGINT handler")
+        .map_err(Error::Other)?;
     if config.server.url.trim().is_empty() {
         return Err(Error::Config(anyhow::anyhow!(
             "server.url is not set: shipperd has nowhere to send (set it in the config file)"
@@ -168,12 +175,6 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    let mut term = signal(SignalKind::terminate())
-        .context("SIGTERM handler")
-        .map_err(Error::Other)?;
-    let mut int = signal(SignalKind::interrupt())
-        .context("SIGINT handler")
-        .map_err(Error::Other)?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),

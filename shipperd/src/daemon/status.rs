@@ -34,8 +34,8 @@ pub(super) fn serve(
     let policy = PeerPolicy::new(&shared.config.agent.socket_group);
     let listener = collectord::socket::bind(socket, policy.group_gid())
         .context("binding the status socket")?;
-    let listener =
-        collectord::socket::into_tokio(listener).context("registering the status socket")?;
+    let listener = collectord::socket::into_tokio(listener.publish()?)
+        .context("registering the status socket")?;
     let stop = shared.shutdown.clone();
     let service = ShipperServer::with_interceptor(StatusService { shared }, policy);
     Ok(tokio::spawn(async move {
