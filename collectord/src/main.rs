@@ -91,9 +91,16 @@ fn prepare(
     let listener =
         socket::bind(socket_path, policy.group_gid()).context("binding the collector socket")?;
     if nix::unistd::geteuid().is_root() {
-        let keep = privileges::needed(config);
-        privileges::drop_all_but(&keep)?;
-        tracing::info!(kept = %privileges::names(&keep), "dropped every other capability; no_new_privs set");
+        let wanted = privileges::needed(config);
+        let kept = privileges::drop_all_but(&wanted)?;
+        tracing::info!(kept = %privileges::names(&kept), "dropped every other capability; no_new_privs set");
+        let missing: caps::CapsHashSet = wanted.difference(&kept).copied().collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                missing = %privileges::names(&missing),
+                "started without capabilities the enabled monitors need: they will run degraded"
+            );
+        }
     } else {
         tracing::info!("not running as root: keeping the capabilities this process was given");
     }

@@ -56,11 +56,16 @@ pub struct DropError {
     source: caps::errors::CapsError,
 }
 
-/// Reduces this process to `keep` in every capability set and sets no_new_privs. Must run
+/// Reduces this process to `keep` (those of them it has) in every capability set and sets
+/// no_new_privs; returns what it kept. Must run
 /// before any other thread exists that could hold on to the old sets (capabilities are per
 /// thread; threads created afterwards inherit the reduced ones).
-pub fn drop_all_but(keep: &CapsHashSet) -> Result<(), DropError> {
+pub fn drop_all_but(keep: &CapsHashSet) -> Result<CapsHashSet, DropError> {
     let err = |step| move |source| DropError { step, source };
+    // What we were not given (a launcher with a narrower set) cannot be kept: keep the rest
+    // and say what is missing.
+    let permitted = caps::read(None, CapSet::Permitted).map_err(err("reading"))?;
+    let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes below.
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
@@ -69,13 +74,13 @@ pub fn drop_all_but(keep: &CapsHashSet) -> Result<(), DropError> {
     }
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
     caps::clear(None, CapSet::Inheritable).map_err(err("inheritable"))?;
-    caps::set(None, CapSet::Effective, keep).map_err(err("effective"))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(err("permitted"))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(err("effective"))?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(err("permitted"))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| DropError {
         step: "no_new_privs",
         source: caps::errors::CapsError::from(e.to_string()),
     })?;
-    Ok(())
+    Ok(keep)
 }
 
 pub fn names(set: &CapsHashSet) -> String {

@@ -393,11 +393,11 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
         }
         s.finish();
     }
-    check_cross_field(c, top, problems);
+    check_cross_field(c, problems);
 }
 
 /// Rules that involve more than one key.
-fn check_cross_field(c: &Config, top: &Map<String, Value>, problems: &mut Vec<Problem>) {
+fn check_cross_field(c: &Config, problems: &mut Vec<Problem>) {
     let url = c.server.url.trim();
     if !url.is_empty() {
         let lower = url.to_ascii_lowercase();
@@ -422,26 +422,14 @@ fn check_cross_field(c: &Config, top: &Map<String, Value>, problems: &mut Vec<Pr
             });
         }
     }
-    // The CLI and the collector work without a server; only complain about a missing key when
-    // the file sets a server at all.
-    let server_given = top.get("server").and_then(Value::as_object).is_some();
     if c.server.client_cert.is_some() != c.server.client_key.is_some() {
         problems.push(Problem {
             key: "server.client_cert".into(),
             message: "client_cert and client_key go together: set both or neither".into(),
         });
     }
-    if server_given
-        && !url.is_empty()
-        && c.server.api_key.is_empty()
-        && c.server.api_key_file.is_none()
-    {
-        problems.push(Problem {
-            key: "server.api_key".into(),
-            message: "is empty but server.url is set; the server will refuse unauthenticated data"
-                .into(),
-        });
-    }
+    // A missing API key is shipperd's concern (it may come from api_key_file or the
+    // environment); shipperd says so at start, the collector does not care.
 }
 
 struct Section<'a> {

@@ -70,6 +70,13 @@ fn main() -> ExitCode {
         config_path,
         drain_timeout: Duration::from_secs(10),
     };
+    // A file size limit (RLIMIT_FSIZE) must make the queue's writes fail with EFBIG, reported
+    // and retried like a full disk, not kill the daemon: block SIGXFSZ in this thread before
+    // the runtime exists, so every thread inherits the mask.
+    if let Err(e) = nix::sys::signal::SigSet::from(nix::sys::signal::Signal::SIGXFSZ).thread_block()
+    {
+        eprintln!("shipperd: cannot block SIGXFSZ: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
