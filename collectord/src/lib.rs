@@ -15,6 +15,7 @@
 pub mod collector;
 pub mod hub;
 pub mod kernel;
+pub mod logfile;
 pub mod monitors;
 pub mod peer;
 pub mod privileges;

@@ -26,6 +26,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
     about = "sec-tracker collector: watches the host and serves the event stream"
 )]
 struct Args {
+    /// Log to this file instead of stderr, rotated at 10 MiB with 5 gzipped files kept
+    /// (e.g. /var/log/sec-tracker/agent.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
     /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -35,8 +39,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let args = Args::parse();
+    if let Err(e) = collectord::logfile::init_tracing(args.log_file.as_deref()) {
+        eprintln!("collectord: cannot open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
     let (config, config_path) = match Config::load_or_default(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -151,17 +158,4 @@ async fn run(
     }
     tracing::info!("collectord stopped");
     Ok(())
-}
-
-fn init_tracing() {
-    // LOG_LEVEL (the seed's variable) or RUST_LOG; info by default.
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }

@@ -594,3 +594,46 @@ fn collectord_keeps_exactly_its_named_capabilities_in_every_thread() {
         assert!(d.log_text().contains("dropped every other capability"));
     }
 }
+
+#[test]
+fn log_file_receives_the_log() {
+    if !require_root("log_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("c.sock");
+    let log = dir.path().join("log").join("agent.log");
+    let config = dir.path().join("c.json");
+    std::fs::write(&config, PROCESS_ONLY).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--log-file")
+        .arg(&log)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the socket", Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&socket).ok()
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("collectord serving") && text.contains("collectord stopped"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "no colour codes in a file");
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
