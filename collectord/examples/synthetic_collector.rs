@@ -124,7 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     m.network_monitor = false;
     config.agent.buffer_size = BUFFER_SIZE;
     let policy = PeerPolicy::new(&config.agent.socket_group);
-    let listener = socket::bind(&args.socket, policy.group_gid())?;
+    let listener = socket::into_tokio(socket::bind(&args.socket, policy.group_gid())?.publish()?)?;
     let collector = Collector::start(config, None, Some(args.socket.clone()));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -209,7 +209,6 @@ fn publish(
     pace: Option<Pace>,
     duration: Duration,
 ) -> (u64, Duration) {
-    let templates = templates();
     let started = Instant::now();
     let mut n: u64 = 0;
     loop {
@@ -230,84 +229,68 @@ fn publish(
             continue;
         }
         while n < due {
-            hub.publish(exec_event(
-                &templates[(n % templates.len() as u64) as usize],
-                n,
-            ));
+            hub.publish(exec_event(n));
             n += 1;
         }
     }
 }
 
-/// Command lines like a build or a shell script would run: ~5 arguments each.
-fn templates() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
-    vec![
-        (
-            "/usr/bin/git",
-            vec![
-                "git",
-                "-c",
-                "core.quotepath=false",
-                "log",
-                "--format=%H %s",
-                "-n",
-                "20",
-            ],
-            "bash",
-        ),
-        (
-            "/usr/bin/grep",
-            vec![
-                "grep",
-                "-rn",
-                "--include=*.rs",
-                "fn main",
-                "/home/alice/src/sec-tracker",
-            ],
-            "bash",
-        ),
-        (
-            "/usr/bin/curl",
-            vec![
-                "curl",
-                "-fsSL",
-                "-o",
-                "/tmp/install.sh",
-                "https://example.invalid/install.sh",
-            ],
-            "sh",
-        ),
-        (
-            "/usr/bin/python3",
-            vec![
-                "python3",
-                "-m",
-                "pip",
-                "install",
-                "--user",
-                "requests==2.32.3",
-            ],
-            "bash",
-        ),
-        (
-            "/usr/bin/tar",
-            vec![
-                "tar",
-                "-czf",
-                "/var/backups/etc-2025.tar.gz",
-                "-C",
-                "/",
-                "etc",
-            ],
-            "cron",
-        ),
-    ]
+/// splitmix64: cheap, deterministic variety for pids, paths and tokens.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
-fn exec_event(t: &(&'static str, Vec<&'static str>, &'static str), n: u64) -> Event {
-    let (exe, argv, parent) = t;
-    let pid = 10_000 + (n % 4_000_000) as u32;
-    let name = argv[0];
+/// What a busy host execs: a few recurring programs with ~5 arguments each, one or two of which
+/// vary (temp names, job ids, hosts, counters), so the stream compresses like a real one rather
+/// than like one line repeated.
+fn command(n: u64) -> (&'static str, Vec<String>, &'static str) {
+    let r = mix(n);
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    match n % 6 {
+        0 => {
+            let mut a = s(&["git", "-C", "", "log", "--oneline", "-n"]);
+            a[2] = format!("/srv/git/project-{}", r % 40);
+            a.push(((r >> 8) & 63).to_string());
+            ("/usr/bin/git", a, "bash")
+        }
+        1 => {
+            let mut a = s(&["grep", "-rn", "--include=*.rs", "", "src"]);
+            a[3] = format!("fn handle_{:06x}", r & 0xff_ffff);
+            ("/usr/bin/grep", a, "bash")
+        }
+        2 => {
+            let mut a = s(&["curl", "-fsSL", "-o", "", ""]);
+            a[3] = format!("/tmp/dl-{:08x}", r as u32);
+            a[4] = format!("https://mirror.example/{:08x}.tgz", r >> 32);
+            ("/usr/bin/curl", a, "sh")
+        }
+        3 => {
+            let mut a = s(&["python3", "/opt/app/worker.py", "--job", "", "-v"]);
+            a[3] = format!("{:016x}", r);
+            ("/usr/bin/python3.11", a, "supervisord")
+        }
+        4 => {
+            let mut a = s(&["tar", "-czf", "", "-C", "/", "etc"]);
+            a[2] = format!("/var/backups/etc-{}.tar.gz", 1_700_000_000 + n / 6);
+            ("/usr/bin/tar", a, "cron")
+        }
+        _ => {
+            let mut a = s(&["ssh", "-o", "BatchMode=yes", "", "uptime"]);
+            a[3] = format!("deploy@10.0.{}.{}", (r >> 16) & 255, (r >> 24) & 255);
+            ("/usr/bin/ssh", a, "bash")
+        }
+    }
+}
+
+fn exec_event(n: u64) -> Event {
+    let (exe, argv, parent) = command(n);
+    let r = mix(!n);
+    let pid = 10_000 + (r % 4_000_000) as u32;
+    let (uid, user) = [(1000, "alice"), (0, "root"), (33, "www-data")][(r >> 40) as usize % 3];
+    let name = argv[0].clone();
     Event {
         timestamp_ns: now_ns(),
         r#type: EventType::Process as i32,
@@ -317,17 +300,17 @@ fn exec_event(t: &(&'static str, Vec<&'static str>, &'static str), n: u64) -> Ev
         details: Some(event::Details::Process(ProcessEvent {
             action: ProcessAction::Exec as i32,
             pid,
-            ppid: 9_000 + (n % 500) as u32,
-            uid: 1000,
-            user: "alice".into(),
-            gid: 1000,
-            euid: 1000,
-            egid: 1000,
+            ppid: 9_000 + (r >> 22) as u32 % 500,
+            uid,
+            user: user.into(),
+            gid: uid,
+            euid: uid,
+            egid: uid,
             exe: exe.as_bytes().to_vec(),
-            argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            name: name.into(),
-            parent_name: (*parent).into(),
-            cwd: b"/home/alice/src/sec-tracker".to_vec(),
+            argv: argv.into_iter().map(String::into_bytes).collect(),
+            name,
+            parent_name: parent.into(),
+            cwd: b"/home/alice".to_vec(),
             tty: "pts/1".into(),
             ..Default::default()
         })),
