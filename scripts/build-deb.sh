@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the sec-tracker .deb with cargo-deb (metadata: [package.metadata.deb] in ctl/Cargo.toml;
+# maintainer scripts and the default config in scripts/deb/):
+#
+#   scripts/build-deb.sh [--rebuild]
+#
+# Uses target/release/{collectord,shipperd,sec-trackerctl}, building them first when one is
+# missing (or always with --rebuild). Needs cargo-deb: cargo install cargo-deb --locked.
+# Prints the path of the .deb (target/debian/sec-tracker_<version>-1_<arch>.deb) on its last line.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+REBUILD=0
+case "${1:-}" in
+  --rebuild) REBUILD=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "build-deb.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+esac
+
+command -v cargo-deb >/dev/null || {
+  echo "build-deb.sh: cargo-deb is missing: cargo install cargo-deb --locked" >&2
+  exit 1
+}
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+missing=$REBUILD
+for b in collectord shipperd sec-trackerctl; do
+  [ -x "$TARGET_DIR/release/$b" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
+  echo "build-deb.sh: cargo build --release ..." >&2
+  cargo build --release --locked -p collectord -p shipperd -p sec-trackerctl --bins >&2
+fi
+# --no-build: the three binaries come from the workspace build above, not only ctl's.
+# cargo-deb prints the paths of the .deb and the .ddeb (debug symbols) it wrote on stdout.
+out=$(cargo deb -p sec-trackerctl --no-build)
+deb=$(printf "%s\n" "$out" | grep "\.deb$" | tail -n 1)
+# The stripped line tables: sec-tracker-dbgsym_*.ddeb beside it (install it to debug backtraces).
+printf "%s\n" "$out" | grep "\.ddeb$" | sed "s/^/debug symbols: /" >&2 || true
+[ -f "$deb" ] || { echo "build-deb.sh: cargo deb wrote no .deb (got: $deb)" >&2; exit 1; }
+echo "$deb"
