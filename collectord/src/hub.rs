@@ -199,6 +199,8 @@ async fn forward(hub: &Hub, attach: Attach, filter: &Filter, tx: &mpsc::Sender<S
         }
     }
     let mut last_sent = 0u64;
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut skipped_since_log = 0u64;
     for e in replay {
         last_sent = e.seq;
         if filter.accepts(&e) && tx.send(event_item(&e)).await.is_err() {
@@ -218,10 +220,16 @@ async fn forward(hub: &Hub, attach: Attach, filter: &Filter, tx: &mpsc::Sender<S
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 hub.skipped.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(
-                    skipped = n,
-                    "a subscriber read too slowly and was skipped ahead"
-                );
+                // At most one line a minute per subscriber: the count is in status and the gap.
+                skipped_since_log += n;
+                if last_log.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    tracing::warn!(
+                        skipped = skipped_since_log,
+                        "a subscriber read too slowly and was skipped ahead"
+                    );
+                    skipped_since_log = 0;
+                    last_log = Some(std::time::Instant::now());
+                }
                 let gap = Gap {
                     reason: GapReason::SlowSubscriber as i32,
                     missed: n,
