@@ -320,10 +320,24 @@ fn watch_standalone_needs_no_daemon() {
     if !require_root("watch_standalone") {
         return;
     }
+    // Every monitor runs in-process; its state goes to a directory of the test's own, not
+    // /var/lib/sec-tracker.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"agent": {{"state_dir": "{}"}}, "monitoring": {{"watch_paths": ["/etc"]}}}}"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
     let mut child = Killed(
         ctl(&[
             "--socket",
             "/nonexistent/sock",
+            "--config",
+            config.to_str().unwrap(),
             "watch",
             "--compact",
             "--no-color",
