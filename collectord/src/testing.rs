@@ -176,3 +176,22 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The gid of group `sec-tracker`, creating the group (as install.sh would) when it is missing.
+/// For tests that run a process as a member of the socket group.
+pub fn socket_group_gid() -> u32 {
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "getent group sec-tracker >/dev/null || groupadd --system sec-tracker",
+        ])
+        .status()
+        .expect("run groupadd");
+    assert!(ok.success(), "cannot create group sec-tracker");
+    nix::unistd::Group::from_name("sec-tracker")
+        .ok()
+        .flatten()
+        .expect("group sec-tracker exists")
+        .gid
+        .as_raw()
+}

@@ -408,21 +408,7 @@ fn only_root_and_the_socket_group_may_read_the_stream() {
     if !require_root("peer_auth") {
         return;
     }
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg("getent group sec-tracker >/dev/null || groupadd --system sec-tracker")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let gid = String::from_utf8(
-        Command::new("getent")
-            .args(["group", "sec-tracker"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let gid = gid.split(':').nth(2).unwrap().to_owned();
+    let gid = collectord::testing::socket_group_gid();
 
     let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
     use std::os::unix::fs::PermissionsExt;

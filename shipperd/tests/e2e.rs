@@ -558,23 +558,7 @@ async fn unprivileged_shipperd_and_the_operators_view() {
     if !require_root("e2e_unprivileged") {
         return;
     }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            "getent group sec-tracker >/dev/null || groupadd --system sec-tracker",
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let gid = String::from_utf8(
-        Command::new("getent")
-            .args(["group", "sec-tracker"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let gid = gid.split(':').nth(2).unwrap().to_owned();
+    let gid = collectord::testing::socket_group_gid();
 
     let ca = TestCa::new();
     let cert = ca.localhost_cert();
