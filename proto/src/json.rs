@@ -5,7 +5,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::v1::{
     event, AgentNotice, AuthEvent, Event, EventType, FileAction, FileEvent, NetworkEvent,
@@ -204,132 +206,205 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// One event as a flat JSON object (one line of `watch --json`).
+/// One event as a flat JSON object (one line of `watch --json`, one payload of a server batch).
 pub fn event_json(e: &Event) -> Value {
-    let mut obj = Map::new();
-    obj.insert("seq".into(), json!(e.seq));
-    obj.insert("stream_id".into(), json!(e.stream_id));
-    obj.insert("timestamp".into(), json!(rfc3339_nanos(e.timestamp_ns)));
-    obj.insert("type".into(), json!(type_name(e.r#type())));
-    obj.insert("severity".into(), json!(severity_name(e.severity())));
-    obj.insert("source".into(), json!(e.source));
-    obj.insert("message".into(), json!(e.message));
-    if let Some(d) = &e.details {
-        obj.insert("details".into(), details_json(d));
-    }
-    Value::Object(obj)
+    serde_json::to_value(EventJson(e)).expect("an event always serializes")
 }
 
+/// The event's `details` object alone.
 pub fn details_json(d: &event::Details) -> Value {
-    match d {
-        event::Details::System(s) => system_info_json(s),
-        event::Details::Process(p) => process_json(p),
-        event::Details::File(f) => file_json(f),
-        event::Details::Auth(a) => auth_json(a),
-        event::Details::Network(n) => network_json(n),
-        event::Details::Agent(a) => agent_json(a),
+    serde_json::to_value(DetailsJson(d)).expect("details always serialize")
+}
+
+/// An event in its JSON shape, serialized straight to the writer: no intermediate [`Value`],
+/// which matters on the shipping path (one per event at tens of thousands a second).
+/// `serde_json::to_vec(&EventJson(e))` gives the same bytes as `to_vec(&event_json(e))`.
+pub struct EventJson<'a>(pub &'a Event);
+
+impl Serialize for EventJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("seq", &e.seq)?;
+        m.serialize_entry("stream_id", &e.stream_id)?;
+        m.serialize_entry(
+            "timestamp",
+            &Display(humantime::format_rfc3339_nanos(system_time(e.timestamp_ns))),
+        )?;
+        m.serialize_entry("type", type_name(e.r#type()))?;
+        m.serialize_entry("severity", severity_name(e.severity()))?;
+        m.serialize_entry("source", &e.source)?;
+        m.serialize_entry("message", &e.message)?;
+        if let Some(d) = &e.details {
+            m.serialize_entry("details", &DetailsJson(d))?;
+        }
+        m.end()
     }
 }
 
-fn process_json(p: &ProcessEvent) -> Value {
-    let mut v = json!({
-        "action": process_action_name(p.action()),
-        "pid": p.pid,
-        "ppid": p.ppid,
-        "uid": p.uid,
-        "user": p.user,
-        "gid": p.gid,
-        "euid": p.euid,
-        "egid": p.egid,
-        "name": p.name,
-        "parent_name": p.parent_name,
-        "exe": json_bytes(&p.exe),
-        "cmdline": p.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>().join(" "),
-        "argv": p.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
-        "cwd": json_bytes(&p.cwd),
-        "tty": p.tty,
-        "details_missing": p.details_missing,
-    });
-    let m = v.as_object_mut().expect("object literal");
+struct DetailsJson<'a>(&'a event::Details);
+
+impl Serialize for DetailsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            event::Details::System(x) => system_info_json(x).serialize(s),
+            event::Details::Process(p) => process_details(p, s),
+            event::Details::File(f) => file_details(f, s),
+            event::Details::Auth(a) => auth_details(a, s),
+            event::Details::Network(n) => network_details(n, s),
+            event::Details::Agent(a) => agent_details(a, s),
+        }
+    }
+}
+
+/// Serializes with `collect_str`: the text is written out without an owned `String`.
+struct Display<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Display<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// Kernel bytes as a JSON string, as [`json_bytes`] renders them, without copying valid UTF-8.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.serialize_str(&escape_bytes(self.0)),
+        }
+    }
+}
+
+/// `argv` as one string: each argument as [`json_bytes`] renders it, joined by spaces.
+struct Cmdline<'a>(&'a [Vec<u8>]);
+
+impl std::fmt::Display for Cmdline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            match std::str::from_utf8(a) {
+                Ok(text) => f.write_str(text)?,
+                Err(_) => f.write_str(&escape_bytes(a))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Argv<'a>(&'a [Vec<u8>]);
+
+impl Serialize for Argv<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|a| Bytes(a)))
+    }
+}
+
+fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("action", process_action_name(p.action()))?;
+    m.serialize_entry("pid", &p.pid)?;
+    m.serialize_entry("ppid", &p.ppid)?;
+    m.serialize_entry("uid", &p.uid)?;
+    m.serialize_entry("user", &p.user)?;
+    m.serialize_entry("gid", &p.gid)?;
+    m.serialize_entry("euid", &p.euid)?;
+    m.serialize_entry("egid", &p.egid)?;
+    m.serialize_entry("name", &p.name)?;
+    m.serialize_entry("parent_name", &p.parent_name)?;
+    m.serialize_entry("exe", &Bytes(&p.exe))?;
+    m.serialize_entry("cmdline", &Display(Cmdline(&p.argv)))?;
+    m.serialize_entry("argv", &Argv(&p.argv))?;
+    m.serialize_entry("cwd", &Bytes(&p.cwd))?;
+    m.serialize_entry("tty", &p.tty)?;
+    m.serialize_entry("details_missing", &p.details_missing)?;
     if p.argv_truncated {
-        m.insert("argv_truncated".into(), json!(true));
+        m.serialize_entry("argv_truncated", &true)?;
     }
     match p.action() {
         ProcessAction::Exit => {
-            m.insert("exit_code".into(), json!(p.exit_code));
-            m.insert("exit_signal".into(), json!(p.exit_signal));
-            m.insert("runtime_ms".into(), json!(p.runtime_ms));
+            m.serialize_entry("exit_code", &p.exit_code)?;
+            m.serialize_entry("exit_signal", &p.exit_signal)?;
+            m.serialize_entry("runtime_ms", &p.runtime_ms)?;
         }
         ProcessAction::UidChange | ProcessAction::GidChange => {
-            m.insert("old_uid".into(), json!(p.old_uid));
-            m.insert("old_euid".into(), json!(p.old_euid));
+            m.serialize_entry("old_uid", &p.old_uid)?;
+            m.serialize_entry("old_euid", &p.old_euid)?;
         }
         _ => {}
     }
-    v
+    m.end()
 }
 
-fn file_json(f: &FileEvent) -> Value {
-    json!({
-        "action": file_action_name(f.action()),
-        "path": json_bytes(&f.path),
-        "old_path": json_bytes(&f.old_path),
-        "kind": f.kind,
-        "size": f.size,
-        "mode": format!("{:o}", f.mode),
-        "uid": f.uid,
-        "gid": f.gid,
-        "sha256_before": f.sha256_before,
-        "sha256_after": f.sha256_after,
-        "hash_skipped": f.hash_skipped,
-        "pid": f.pid,
-        "exe": json_bytes(&f.exe),
-        "user": f.user,
-        "attribution_unavailable": f.attribution_unavailable,
-        "while_agent_down": f.while_agent_down,
-    })
+fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("action", file_action_name(f.action()))?;
+    m.serialize_entry("path", &Bytes(&f.path))?;
+    m.serialize_entry("old_path", &Bytes(&f.old_path))?;
+    m.serialize_entry("kind", &f.kind)?;
+    m.serialize_entry("size", &f.size)?;
+    m.serialize_entry("mode", &Display(format_args!("{:o}", f.mode)))?;
+    m.serialize_entry("uid", &f.uid)?;
+    m.serialize_entry("gid", &f.gid)?;
+    m.serialize_entry("sha256_before", &f.sha256_before)?;
+    m.serialize_entry("sha256_after", &f.sha256_after)?;
+    m.serialize_entry("hash_skipped", &f.hash_skipped)?;
+    m.serialize_entry("pid", &f.pid)?;
+    m.serialize_entry("exe", &Bytes(&f.exe))?;
+    m.serialize_entry("user", &f.user)?;
+    m.serialize_entry("attribution_unavailable", &f.attribution_unavailable)?;
+    m.serialize_entry("while_agent_down", &f.while_agent_down)?;
+    m.end()
 }
 
-fn auth_json(a: &AuthEvent) -> Value {
-    json!({
-        "action": a.action,
-        "user": a.user,
-        "target_user": a.target_user,
-        "source_address": a.source_address,
-        "source_port": a.source_port,
-        "method": a.method,
-        "success": a.success,
-        "tty": a.tty,
-        "cwd": a.cwd,
-        "command": a.command,
-        "service": a.service,
-        "log_source": a.log_source,
-        "pid": a.pid,
-        "raw": a.raw,
-    })
+fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("action", &a.action)?;
+    m.serialize_entry("user", &a.user)?;
+    m.serialize_entry("target_user", &a.target_user)?;
+    m.serialize_entry("source_address", &a.source_address)?;
+    m.serialize_entry("source_port", &a.source_port)?;
+    m.serialize_entry("method", &a.method)?;
+    m.serialize_entry("success", &a.success)?;
+    m.serialize_entry("tty", &a.tty)?;
+    m.serialize_entry("cwd", &a.cwd)?;
+    m.serialize_entry("command", &a.command)?;
+    m.serialize_entry("service", &a.service)?;
+    m.serialize_entry("log_source", &a.log_source)?;
+    m.serialize_entry("pid", &a.pid)?;
+    m.serialize_entry("raw", &a.raw)?;
+    m.end()
 }
 
-fn network_json(n: &NetworkEvent) -> Value {
-    json!({
-        "action": n.action,
-        "protocol": n.protocol,
-        "local_address": n.local_address,
-        "local_port": n.local_port,
-        "remote_address": n.remote_address,
-        "remote_port": n.remote_port,
-        "state": n.state,
-        "direction": n.direction,
-        "pid": n.pid,
-        "exe": json_bytes(&n.exe),
-        "process_name": n.process_name,
-        "uid": n.uid,
-        "user": n.user,
-        "inode": n.inode,
-    })
+fn network_details<S: Serializer>(n: &NetworkEvent, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("action", &n.action)?;
+    m.serialize_entry("protocol", &n.protocol)?;
+    m.serialize_entry("local_address", &n.local_address)?;
+    m.serialize_entry("local_port", &n.local_port)?;
+    m.serialize_entry("remote_address", &n.remote_address)?;
+    m.serialize_entry("remote_port", &n.remote_port)?;
+    m.serialize_entry("state", &n.state)?;
+    m.serialize_entry("direction", &n.direction)?;
+    m.serialize_entry("pid", &n.pid)?;
+    m.serialize_entry("exe", &Bytes(&n.exe))?;
+    m.serialize_entry("process_name", &n.process_name)?;
+    m.serialize_entry("uid", &n.uid)?;
+    m.serialize_entry("user", &n.user)?;
+    m.serialize_entry("inode", &n.inode)?;
+    m.end()
 }
 
-fn agent_json(a: &AgentNotice) -> Value {
-    json!({ "kind": a.kind, "monitor": a.monitor, "lost": a.lost })
+fn agent_details<S: Serializer>(a: &AgentNotice, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("kind", &a.kind)?;
+    m.serialize_entry("monitor", &a.monitor)?;
+    m.serialize_entry("lost", &a.lost)?;
+    m.end()
 }
 
 #[cfg(test)]
@@ -363,6 +438,66 @@ mod tests {
             rfc3339_nanos(1_705_314_645_000_000_001),
             "2024-01-15T10:30:45.000000001Z"
         );
+    }
+
+    #[test]
+    fn process_event_shape_is_flat_with_typed_details() {
+        let e = Event {
+            seq: 7,
+            stream_id: "s1".into(),
+            timestamp_ns: 1_705_314_645_000_000_001,
+            r#type: EventType::Process as i32,
+            severity: Severity::Warning as i32,
+            source: "process".into(),
+            message: "m".into(),
+            details: Some(event::Details::Process(ProcessEvent {
+                action: ProcessAction::Exit as i32,
+                pid: 10,
+                ppid: 1,
+                user: "root".into(),
+                name: "sh".into(),
+                exe: b"/bin/sh".to_vec(),
+                argv: vec![b"sh".to_vec(), b"-c".to_vec(), b"a\nb\xff".to_vec()],
+                argv_truncated: true,
+                exit_code: 3,
+                runtime_ms: 12,
+                ..Default::default()
+            })),
+        };
+        let expected = json!({
+            "seq": 7, "stream_id": "s1", "timestamp": "2024-01-15T10:30:45.000000001Z",
+            "type": "process", "severity": "WARNING", "source": "process", "message": "m",
+            "details": {
+                "action": "exit", "pid": 10, "ppid": 1, "uid": 0, "user": "root", "gid": 0,
+                "euid": 0, "egid": 0, "name": "sh", "parent_name": "", "exe": "/bin/sh",
+                "cmdline": "sh -c a\\nb\\xff", "argv": ["sh", "-c", "a\\nb\\xff"], "cwd": "",
+                "tty": "", "details_missing": false, "argv_truncated": true,
+                "exit_code": 3, "exit_signal": 0, "runtime_ms": 12,
+            },
+        });
+        assert_eq!(event_json(&e), expected);
+        // The streaming form writes the same text, keys in the same order.
+        assert_eq!(
+            serde_json::to_string(&EventJson(&e)).unwrap(),
+            expected.to_string()
+        );
+    }
+
+    #[test]
+    fn file_event_mode_is_octal_and_names_are_exact() {
+        let d = event::Details::File(FileEvent {
+            action: FileAction::Renamed as i32,
+            path: b"/w/new\nname".to_vec(),
+            old_path: b"/w/old".to_vec(),
+            mode: 0o100644,
+            ..Default::default()
+        });
+        let v = details_json(&d);
+        assert_eq!(v["action"], json!("renamed"));
+        assert_eq!(v["path"], json!("/w/new\nname"));
+        assert_eq!(v["old_path"], json!("/w/old"));
+        assert_eq!(v["mode"], json!("100644"));
+        assert_eq!(v.as_object().unwrap().len(), 16);
     }
 
     #[test]

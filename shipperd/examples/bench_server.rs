@@ -28,8 +28,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use shipperd::testing::{Mode, ReceivedBatch, TestCa, TestServer, TEST_API_KEY};
+use shipperd::testing::{Mode, ReceivedBatch, ServerOptions, TestCa, TestServer, TEST_API_KEY};
 
 struct Args {
     dir: PathBuf,
@@ -93,9 +94,15 @@ impl Clock {
     }
 }
 
-fn event_ns(payload: &Value) -> Option<i128> {
-    let ts = payload.get("timestamp")?.as_str()?;
-    let t = humantime::parse_rfc3339(ts).ok()?;
+/// The event's own `timestamp`, read without parsing the rest of it into a tree.
+fn event_ns(payload: &RawValue) -> Option<i128> {
+    #[derive(serde::Deserialize)]
+    struct Stamp<'a> {
+        #[serde(borrow)]
+        timestamp: std::borrow::Cow<'a, str>,
+    }
+    let stamp: Stamp<'_> = serde_json::from_str(payload.get()).ok()?;
+    let t = humantime::parse_rfc3339(&stamp.timestamp).ok()?;
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i128)
 }
 
@@ -103,9 +110,9 @@ fn event_ns(payload: &Value) -> Option<i128> {
 fn latencies_ms(clock: &Clock, b: &ReceivedBatch, out: &mut Vec<f64>) {
     let at = clock.wall_ns(b.at);
     out.extend(
-        b.payloads
+        b.raw_payloads
             .iter()
-            .filter_map(event_ns)
+            .filter_map(|p| event_ns(p))
             .map(|ts| (at - ts) as f64 / 1e6),
     );
 }
@@ -154,7 +161,13 @@ async fn main() -> std::io::Result<()> {
     let ca_path = dir.join("ca.pem");
     ca.write_ca_pem(&ca_path)?;
     let clock = Clock::now();
-    let server = TestServer::start(&ca.localhost_cert(), Mode::Accept).await?;
+    // The sink checks each batch's JSON and reads each event's timestamp, but builds no tree:
+    // the figure is shipperd's, not this server's parser's.
+    let options = ServerOptions {
+        raw_payloads: true,
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(&ca.localhost_cert(), Mode::Accept, options).await?;
     let config = json!({
         "server": {
             "url": server.url,
@@ -206,7 +219,7 @@ fn count(
         let mut lat = Vec::new();
         let mut payloads = 0u64;
         for (i, b) in got.iter().enumerate() {
-            let n = b.payloads.len() as u64;
+            let n = b.raw_payloads.len() as u64;
             payloads += n;
             total_wire += b.wire_bytes as u64;
             let from_here = lat.len();
@@ -222,9 +235,9 @@ fn count(
                     if i == 0 {
                         window.sampled += n;
                         window.json_bytes += b
-                            .payloads
+                            .raw_payloads
                             .iter()
-                            .map(|p| p.to_string().len() as u64)
+                            .map(|p| p.get().len() as u64)
                             .sum::<u64>();
                     }
                 }

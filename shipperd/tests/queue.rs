@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use shipperd::queue::{Batch, NewEvent, OpenReport, Queue, QueueError, QueuedEvent, Stats};
+use shipperd::queue::{
+    Batch, NewEvent, OpenReport, Queue, QueueError, QueuedEvent, Stats, Waiting,
+};
 
 /// Set in a child copy of this test binary to select what it does (see `child_process`).
 const CHILD_MODE: &str = "SHIPPERD_QUEUE_TEST_CHILD";
@@ -77,10 +79,13 @@ enum Op {
     /// Push events with these payload sizes.
     Push(Vec<usize>),
     NextBatch(usize),
-    /// Acknowledge the batch handed out last (or an unknown id when there is none).
-    Ack,
-    Split,
-    DeadLetter(u16),
+    /// Acknowledge one of the batches whose id is known, chosen by the index (or an unknown id
+    /// when there is none).
+    Ack(usize),
+    Split(usize),
+    DeadLetter(usize, u16),
+    /// Give a handed-out batch back unsettled.
+    Release(usize),
     Gap(u64),
     /// Carry on from a copy of the files, as after kill -9, leaving the old queue open meanwhile.
     Crash,
@@ -92,9 +97,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => prop::collection::vec(0usize..80, 0..6).prop_map(Op::Push),
         3 => (1usize..6).prop_map(Op::NextBatch),
-        2 => Just(Op::Ack),
-        1 => Just(Op::Split),
-        1 => prop::sample::select(vec![400u16, 404, 422]).prop_map(Op::DeadLetter),
+        2 => any::<usize>().prop_map(Op::Ack),
+        1 => any::<usize>().prop_map(Op::Split),
+        1 => (any::<usize>(), prop::sample::select(vec![400u16, 404, 422]))
+            .prop_map(|(i, status)| Op::DeadLetter(i, status)),
+        1 => any::<usize>().prop_map(Op::Release),
         1 => (0u64..5).prop_map(Op::Gap),
         1 => Just(Op::Crash),
         1 => prop::option::of(1u64..12).prop_map(Op::Reopen),
@@ -108,6 +115,8 @@ struct ModelBatch {
     len: usize,
     /// Times handed out so far.
     handed_out: u32,
+    /// Handed out by the current `Queue` and not settled or released.
+    claimed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -131,14 +140,40 @@ impl Model {
         self.batches.iter().map(|b| b.len).sum()
     }
 
-    fn known_front(&self) -> Option<String> {
-        self.batches.front().and_then(|b| b.id.clone())
+    /// The index and id of one of the batches whose id is known, chosen by `pick`.
+    fn known(&self, pick: usize) -> Option<(usize, String)> {
+        let known: Vec<usize> = (0..self.batches.len())
+            .filter(|&i| self.batches[i].id.is_some())
+            .collect();
+        let i = *known.get(pick % known.len().max(1))?;
+        Some((i, self.batches[i].id.clone().unwrap()))
     }
 
-    fn remove_front_batch(&mut self) -> u64 {
-        let b = self.batches.pop_front().unwrap();
-        self.events.drain(..b.len);
+    /// Where batch `i`'s events start in `events`.
+    fn offset(&self, i: usize) -> usize {
+        self.batches.iter().take(i).map(|b| b.len).sum()
+    }
+
+    fn remove_batch(&mut self, i: usize) -> u64 {
+        let at = self.offset(i);
+        let b = self.batches.remove(i).unwrap();
+        self.events.drain(at..at + b.len);
         b.len as u64
+    }
+
+    fn unclaim_all(&mut self) {
+        for b in &mut self.batches {
+            b.claimed = false;
+        }
+    }
+
+    fn expect_waiting(&self) -> Waiting {
+        let in_flight = self.in_flight();
+        Waiting {
+            events: (self.events.len() - in_flight) as u64,
+            oldest_timestamp_ns: self.events.get(in_flight).map(|(e, _)| e.timestamp_ns),
+            unclaimed_batches: self.batches.iter().filter(|b| !b.claimed).count() as u64,
+        }
     }
 
     fn expect_stats(&self) -> Stats {
@@ -159,11 +194,11 @@ impl Model {
         }
     }
 
-    /// Checks a batch's events against the model's front events, learning their ids.
-    fn check_events(&mut self, batch: &Batch, len: usize) -> Result<(), TestCaseError> {
+    /// Checks a batch's events against the model's events from `at`, learning their ids.
+    fn check_events(&mut self, batch: &Batch, at: usize, len: usize) -> Result<(), TestCaseError> {
         prop_assert_eq!(batch.events.len(), len);
         let mut last_id = i64::MIN;
-        for (got, (want, id)) in batch.events.iter().zip(self.events.iter_mut()) {
+        for (got, (want, id)) in batch.events.iter().zip(self.events.iter_mut().skip(at)) {
             prop_assert!(same_event(got, want), "got {:?}, want {:?}", got, want);
             prop_assert!(got.id > last_id, "ids out of order");
             last_id = got.id;
@@ -265,62 +300,70 @@ fn run_model(max: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::NextBatch(max_events) => {
                 let got = h.queue.next_batch(max_events).unwrap();
-                if let Some(front) = m.batches.front() {
-                    let batch = got.expect("a batch in flight must be handed out again");
-                    let len = front.len;
-                    match &front.id {
-                        Some(id) => prop_assert_eq!(&batch.batch_id, id, "in-flight batch id"),
+                let in_flight = m.in_flight();
+                if let Some(i) = m.batches.iter().position(|b| !b.claimed) {
+                    let batch = got.expect("a recorded, unclaimed batch must be handed out");
+                    let (len, handed_out) = (m.batches[i].len, m.batches[i].handed_out);
+                    match &m.batches[i].id {
+                        Some(id) => prop_assert_eq!(&batch.batch_id, id, "resent batch id"),
                         None => prop_assert!(
                             m.seen_batch_ids.insert(batch.batch_id.clone()),
                             "a split half reused a batch id"
                         ),
                     }
-                    prop_assert_eq!(batch.attempts, front.handed_out);
-                    m.check_events(&batch, len)?;
-                    let front = m.batches.front_mut().unwrap();
-                    front.id = Some(batch.batch_id.clone());
-                    front.handed_out += 1;
-                } else if m.events.is_empty() {
-                    prop_assert!(got.is_none(), "batch from an empty queue: {:?}", got);
+                    prop_assert_eq!(batch.attempts, handed_out);
+                    let at = m.offset(i);
+                    m.check_events(&batch, at, len)?;
+                    let b = &mut m.batches[i];
+                    b.id = Some(batch.batch_id.clone());
+                    b.handed_out += 1;
+                    b.claimed = true;
+                } else if m.events.len() == in_flight {
+                    prop_assert!(got.is_none(), "batch with nothing waiting: {:?}", got);
                 } else {
                     let batch = got.expect("events are waiting");
-                    let len = max_events.min(m.events.len());
+                    let len = max_events.min(m.events.len() - in_flight);
                     prop_assert!(
                         m.seen_batch_ids.insert(batch.batch_id.clone()),
                         "a new batch reused an id"
                     );
                     prop_assert_eq!(batch.attempts, 0);
-                    m.check_events(&batch, len)?;
+                    m.check_events(&batch, in_flight, len)?;
                     m.batches.push_back(ModelBatch {
                         id: Some(batch.batch_id.clone()),
                         len,
                         handed_out: 1,
+                        claimed: true,
                     });
                 }
             }
-            Op::Ack => match m.known_front() {
-                Some(id) => {
+            Op::Ack(pick) => match m.known(pick) {
+                Some((i, id)) => {
                     h.queue.ack(&id).unwrap();
-                    m.sent += m.remove_front_batch();
+                    m.sent += m.remove_batch(i);
                 }
                 None => {
                     let r = h.queue.ack("0123456789abcdef");
                     prop_assert!(matches!(r, Err(QueueError::UnknownBatch(_))), "{:?}", r);
                 }
             },
-            Op::Split => match m.known_front() {
-                Some(id) => {
+            Op::Split(pick) => match m.known(pick) {
+                Some((i, id)) => {
                     let split = h.queue.split(&id).unwrap();
-                    let len = m.batches[0].len;
+                    let len = m.batches[i].len;
                     prop_assert_eq!(split, len > 1);
                     if split {
-                        m.batches.pop_front();
+                        m.batches.remove(i);
                         for half in [len / 2, len.div_ceil(2)] {
-                            m.batches.push_front(ModelBatch {
-                                id: None,
-                                len: half,
-                                handed_out: 0,
-                            });
+                            m.batches.insert(
+                                i,
+                                ModelBatch {
+                                    id: None,
+                                    len: half,
+                                    handed_out: 0,
+                                    claimed: false,
+                                },
+                            );
                         }
                     }
                 }
@@ -329,27 +372,45 @@ fn run_model(max: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert!(matches!(r, Err(QueueError::UnknownBatch(_))), "{:?}", r);
                 }
             },
-            Op::DeadLetter(status) => match m.known_front() {
-                Some(id) => {
+            Op::DeadLetter(pick, status) => match m.known(pick) {
+                Some((i, id)) => {
                     h.queue.dead_letter(&id, status, "rejected").unwrap();
-                    m.dead_lettered += m.remove_front_batch();
+                    m.dead_lettered += m.remove_batch(i);
                 }
                 None => {
                     let r = h.queue.dead_letter("nope", status, "rejected");
                     prop_assert!(matches!(r, Err(QueueError::UnknownBatch(_))), "{:?}", r);
                 }
             },
+            Op::Release(pick) => {
+                if let Some((i, id)) = m.known(pick) {
+                    h.queue.release(&id);
+                    m.batches[i].claimed = false;
+                }
+            }
             Op::Gap(n) => {
                 h.queue.add_gap(n).unwrap();
                 m.gaps += n;
             }
-            Op::Crash => h.crash(),
-            Op::Reopen(max) => h.reopen(max),
+            Op::Crash => {
+                h.crash();
+                m.unclaim_all();
+            }
+            Op::Reopen(max) => {
+                h.reopen(max);
+                m.unclaim_all();
+            }
         }
         prop_assert_eq!(h.queue.stats().unwrap(), m.expect_stats());
+        prop_assert_eq!(h.queue.waiting().unwrap(), m.expect_waiting());
         prop_assert_eq!(h.queue.resume_point().unwrap(), m.resume.clone());
     }
     // Nothing lost: what is left comes out in order, once, and then the queue stays empty.
+    for b in &m.batches {
+        if let Some(id) = &b.id {
+            h.queue.release(id);
+        }
+    }
     let sent_before = m.sent;
     let rest = drain(&mut h.queue);
     prop_assert_eq!(rest.len(), m.events.len());
@@ -684,7 +745,8 @@ fn disk_full_is_reported_survived_and_recovered_from() {
             eprintln!("ack on a full disk: {acked:?}");
             match acked {
                 Ok(()) => assert_eq!(q.stats().unwrap().depth, pushed - 10),
-                Err(QueueError::DiskFull(_)) => {}
+                // Unsettled: the sender gives it back, to be sent again under the same id.
+                Err(QueueError::DiskFull(_)) => q.release(&b.batch_id),
                 Err(e) => panic!("ack on a full disk: {e}"),
             }
         }

@@ -4,7 +4,7 @@ mod human;
 
 use std::io::{self, Write};
 
-use sec_tracker_proto::json::{event_json, system_info_json};
+use sec_tracker_proto::json::{system_info_json, EventJson};
 use sec_tracker_proto::v1::{Event, Gap, GapReason, SystemInfo};
 use serde_json::json;
 
@@ -41,7 +41,7 @@ impl<W: Write> Printer<W> {
     /// sees each event as it happens.
     pub fn event(&mut self, e: &Event) -> io::Result<()> {
         if self.style.json {
-            serde_json::to_writer(&mut self.out, &event_json(e))?;
+            serde_json::to_writer(&mut self.out, &EventJson(e))?;
             writeln!(self.out)?;
         } else if self.style.compact {
             human::compact_line(&mut self.out, e, self.style)?;

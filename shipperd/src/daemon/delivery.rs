@@ -1,6 +1,8 @@
-//! queue → server. A batch is sent when it is full, or when the oldest queued event has waited
-//! `agent.report_interval`; a deep queue is sent back to back. An event leaves the queue only
-//! when the server answered 2xx for its batch. What the server says decides what happens next:
+//! queue → server. A batch is sent when it is full, or when the oldest waiting event has waited
+//! `agent.report_interval`; a deep queue is sent back to back, [`IN_FLIGHT`] batches at a time
+//! (one round trip per batch would cap throughput at batch size / round-trip time). An event
+//! leaves the queue only when the server answered 2xx for its batch. What the server says decides
+//! what happens next:
 //!
 //! | answer | action |
 //! |---|---|
@@ -10,147 +12,285 @@
 //! | 401, 403 | pause sending (events kept), retry every report interval |
 //! | 413 | split the batch in two and send the halves |
 //! | other 4xx | the batch is set aside in the dead-letter table and reported |
+//!
+//! A failure pauses every sender, not only the one that saw it ([`Gate`]): a server that is down
+//! or asked for `Retry-After` gets one attempt at a time, not one per batch in flight. Batches in
+//! flight together can arrive in any order; each event carries its `seq` and timestamp.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::Shared;
+use crate::queue::Batch;
 use crate::sender::{Backoff, Outcome, Sender};
+
+/// Batches sent at the same time at most. Enough to keep the link busy while the server parses
+/// a batch; more only adds memory (a batch in flight is held whole).
+pub const IN_FLIGHT: usize = 3;
 
 pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
     let batch_size = shared.config.server.batch_size as usize;
     let interval = shared.config.agent.report_interval;
-    let retry_max = shared.config.server.retry_max.max(1);
-    let mut backoff = Backoff::default();
-    let mut attempts = 0u64;
-    let mut last_batch_id = String::new();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let gate = Arc::new(Gate::default());
+    let mut senders = tokio::task::JoinSet::new();
     while !shared.shutdown.is_cancelled() {
-        // Wait for a full batch, or for the oldest event to have waited an interval.
-        let stats = match shared.with_queue(|q| q.stats()).await {
-            Ok(s) => s,
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        // This loop holds one slot while it waits: the others are the batches in flight.
+        let others_idle = || slots.available_permits() + 1 == IN_FLIGHT;
+        let Some(batch) = next_due_batch(&shared, batch_size, interval, others_idle).await else {
+            continue;
+        };
+        shared.set_state_if_ok("sending");
+        senders.spawn(deliver(
+            Arc::clone(&shared),
+            Arc::clone(&sender),
+            Arc::clone(&gate),
+            batch,
+            permit,
+        ));
+        // Reap the finished ones so the set does not grow.
+        while senders.try_join_next().is_some() {}
+    }
+    // Shutdown: senders see the token in their waits; one mid-request is cut off by the drain
+    // timeout and its batch is sent again, same id, after the restart.
+    while senders.join_next().await.is_some() {}
+}
+
+/// Waits until a batch is due and takes it: a batch recorded and not handed out (from before a
+/// restart, or half of a split one) at once; otherwise a full batch, or whatever waits once the
+/// oldest of it has waited `interval`. None when the wait ended for another reason (shutdown,
+/// queue error): the caller loops.
+async fn next_due_batch(
+    shared: &Shared,
+    batch_size: usize,
+    interval: Duration,
+    nothing_in_flight: impl Fn() -> bool,
+) -> Option<Batch> {
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return None;
+        }
+        let waiting = match shared.with_queue(|q| q.waiting()).await {
+            Ok(w) => w,
             Err(e) => {
                 shared.set_error(format!("queue: {e}"));
-                sleep_or_stop(&shared, Duration::from_secs(1)).await;
-                continue;
+                sleep_or_stop(shared, Duration::from_secs(1)).await;
+                return None;
             }
         };
-        if stats.depth == 0 {
-            shared.set_state_if_ok("idle");
-            wait_for_events(&shared, interval).await;
-            continue;
-        }
-        let oldest_age = stats
+        let age = waiting
             .oldest_timestamp_ns
             .map(|t| Duration::from_nanos((sec_tracker_proto::json::now_ns() - t).max(0) as u64))
             .unwrap_or_default();
-        if stats.in_flight == 0 && (stats.depth as usize) < batch_size && oldest_age < interval {
-            wait_for_events(&shared, interval - oldest_age).await;
-            // Re-check: either enough arrived, or the oldest has waited long enough.
-            let again = shared.with_queue(|q| q.stats()).await;
-            if let Ok(s) = again {
-                let aged = s.oldest_timestamp_ns.is_some_and(|t| {
-                    Duration::from_nanos((sec_tracker_proto::json::now_ns() - t).max(0) as u64)
-                        >= interval
-                });
-                if (s.depth as usize) < batch_size && !aged && !shared.shutdown.is_cancelled() {
-                    continue;
+        let due = waiting.unclaimed_batches > 0
+            || waiting.events as usize >= batch_size
+            || (waiting.events > 0 && age >= interval);
+        if due {
+            return match shared.with_queue(move |q| q.next_batch(batch_size)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    shared.set_error(format!("queue: {e}"));
+                    sleep_or_stop(shared, Duration::from_secs(1)).await;
+                    None
                 }
-            }
+            };
         }
-        let batch = match shared.with_queue(move |q| q.next_batch(batch_size)).await {
-            Ok(Some(b)) => b,
-            Ok(None) => continue,
-            Err(e) => {
-                shared.set_error(format!("queue: {e}"));
-                sleep_or_stop(&shared, Duration::from_secs(1)).await;
-                continue;
-            }
+        if waiting.events == 0 && nothing_in_flight() {
+            shared.set_state_if_ok("idle");
+        }
+        let wait = if waiting.events == 0 {
+            interval
+        } else {
+            interval - age
         };
-        if batch.batch_id == last_batch_id || batch.attempts > 0 {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return None,
+            _ = shared.queued.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Sends one batch until it is settled: delivered, split, or dead-lettered. Holds its slot
+/// meanwhile.
+async fn deliver(
+    shared: Arc<Shared>,
+    sender: Arc<Sender>,
+    gate: Arc<Gate>,
+    batch: Batch,
+    _slot: OwnedSemaphorePermit,
+) {
+    let interval = shared.config.agent.report_interval;
+    let retry_max = shared.config.server.retry_max.max(1);
+    let id = batch.batch_id.clone();
+    if batch.attempts > 0 {
+        shared.batches_resent.fetch_add(1, Ordering::Relaxed);
+    }
+    let payloads: Vec<&[u8]> = batch.events.iter().map(|e| e.payload.as_slice()).collect();
+    let mut attempts = 0u64;
+    loop {
+        if !gate.wait(&shared).await {
+            // Shutdown: the batch stays recorded and goes out again after the restart.
+            return;
+        }
+        if attempts > 0 {
             shared.batches_resent.fetch_add(1, Ordering::Relaxed);
         }
-        last_batch_id.clone_from(&batch.batch_id);
-        shared.set_state_if_ok("sending");
-        let payloads: Vec<&[u8]> = batch.events.iter().map(|e| e.payload.as_slice()).collect();
         let started = Instant::now();
-        let outcome = sender.send_batch(&batch.batch_id, &payloads).await;
-        let id = batch.batch_id.clone();
-        match outcome {
+        match sender.send_batch(&id, &payloads).await {
             Outcome::Delivered => {
-                if let Err(e) = shared.with_queue(move |q| q.ack(&id)).await {
-                    // The server has it; if the ack is lost the batch is re-sent with the same id.
+                let batch_id = id.clone();
+                if let Err(e) = shared.with_queue(move |q| q.ack(&batch_id)).await {
+                    // The server has it; unsettled, it goes out again under the same id.
                     shared.set_error(format!("queue: {e}"));
+                    let batch_id = id.clone();
+                    let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+                    shared.queued.notify_one();
                 }
                 shared.batches_sent.fetch_add(1, Ordering::Relaxed);
                 shared.success();
-                shared.set_state("sending");
-                backoff.reset();
-                attempts = 0;
-                tracing::debug!(events = batch.events.len(), took = ?started.elapsed(), "batch delivered");
+                gate.success();
+                if shared.state() != "disk_error" {
+                    shared.set_state("sending");
+                }
+                tracing::debug!(events = payloads.len(), took = ?started.elapsed(), "batch delivered");
+                return;
             }
             Outcome::Retry { after, reason } => {
                 attempts += 1;
                 shared.set_state("retrying");
                 shared.set_error(format!("server: {reason}"));
-                let mut wait = backoff.next_delay().max(after.unwrap_or_default());
-                if attempts >= retry_max {
+                if attempts % retry_max == 0 {
                     // Enough for this round: the batch stays queued and waits an interval.
                     tracing::warn!(attempts, reason = %reason, "batch not delivered; it stays queued and is retried in {}", humantime::format_duration(interval));
-                    wait = wait.max(interval);
-                    attempts = 0;
+                    gate.failure(after.unwrap_or_default().max(interval));
                 } else {
+                    let wait = gate.failure(after.unwrap_or_default());
                     tracing::info!(attempt = attempts, reason = %reason, retry_in = ?wait, "batch not delivered; retrying");
                 }
-                sleep_or_stop(&shared, wait).await;
             }
             Outcome::TlsFailure { reason } => {
+                attempts += 1;
                 shared.set_state("retrying");
                 shared.set_error(format!("TLS: {reason}"));
                 tracing::error!(reason = %reason, "TLS to the server failed: nothing was sent");
-                let wait = backoff.next_delay().max(Duration::from_secs(5));
-                sleep_or_stop(&shared, wait).await;
+                gate.failure(Duration::from_secs(5));
             }
             Outcome::Unauthorized { status, reason } => {
+                attempts += 1;
                 shared.set_state("paused_auth");
                 shared.set_error(format!("server refused the API key ({status}): {reason}"));
                 tracing::error!(status, reason = %reason, "the server refused the API key; sending is paused, events are kept");
-                sleep_or_stop(&shared, interval).await;
+                gate.pause(interval);
             }
             Outcome::TooLarge => {
-                let id2 = id.clone();
-                match shared.with_queue(move |q| q.split(&id2)).await {
+                let batch_id = id.clone();
+                match shared.with_queue(move |q| q.split(&batch_id)).await {
                     Ok(true) => {
-                        tracing::info!(events = batch.events.len(), "413: batch split in two")
+                        tracing::info!(events = payloads.len(), "413: batch split in two")
                     }
                     Ok(false) => {
                         tracing::error!(
                             "413 for a single event: set aside in the dead-letter table"
                         );
+                        let batch_id = id.clone();
                         let _ = shared
-                            .with_queue(move |q| q.dead_letter(&id, 413, "payload too large"))
+                            .with_queue(move |q| q.dead_letter(&batch_id, 413, "payload too large"))
                             .await;
                     }
-                    Err(e) => shared.set_error(format!("queue: {e}")),
+                    Err(e) => {
+                        shared.set_error(format!("queue: {e}"));
+                        let batch_id = id.clone();
+                        let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+                    }
                 }
+                shared.queued.notify_one();
+                return;
             }
             Outcome::Rejected { status, reason } => {
-                tracing::error!(status, reason = %reason, events = batch.events.len(), "the server rejected a batch: set aside in the dead-letter table");
+                tracing::error!(status, reason = %reason, events = payloads.len(), "the server rejected a batch: set aside in the dead-letter table");
                 shared.set_error(format!("server rejected a batch ({status}): {reason}"));
-                let r = reason.clone();
-                let _ = shared
-                    .with_queue(move |q| q.dead_letter(&id, status, &r))
-                    .await;
+                let batch_id = id.clone();
+                if let Err(e) = shared
+                    .with_queue(move |q| q.dead_letter(&batch_id, status, &reason))
+                    .await
+                {
+                    shared.set_error(format!("queue: {e}"));
+                    let batch_id = id.clone();
+                    let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+                }
+                return;
             }
         }
     }
 }
 
-async fn wait_for_events(shared: &Shared, at_most: Duration) {
-    tokio::select! {
-        _ = shared.shutdown.cancelled() => {}
-        _ = shared.queued.notified() => {}
-        _ = tokio::time::sleep(at_most) => {}
+/// When the next attempt may go out, shared by every sender: after a failure all of them wait,
+/// and the backoff grows once per failed attempt after a wait, not once per batch in flight.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    backoff: Backoff,
+    closed_until: Option<Instant>,
+}
+
+impl Gate {
+    /// Waits until sending is allowed; false on shutdown.
+    async fn wait(&self, shared: &Shared) -> bool {
+        loop {
+            let until = self.lock().closed_until;
+            match until {
+                Some(t) if t > Instant::now() => {
+                    tokio::select! {
+                        _ = shared.shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                    }
+                }
+                _ => return !shared.shutdown.is_cancelled(),
+            }
+        }
+    }
+
+    /// A retryable failure: closes the gate for the next backoff delay, at least `floor`
+    /// (a `Retry-After`). A failure of a request sent while the gate was already closed for an
+    /// earlier one extends the wait to `floor` but does not grow the backoff. Returns the wait.
+    fn failure(&self, floor: Duration) -> Duration {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let wait = match s.closed_until {
+            Some(t) if t > now => (t - now).max(floor),
+            _ => s.backoff.next_delay().max(floor),
+        };
+        s.closed_until = Some(now + wait);
+        wait
+    }
+
+    /// Closes the gate for exactly `d` (401/403: the key will not fix itself sooner).
+    fn pause(&self, d: Duration) {
+        let mut s = self.lock();
+        let until = Instant::now() + d;
+        s.closed_until = Some(s.closed_until.map_or(until, |t| t.max(until)));
+    }
+
+    fn success(&self) {
+        let mut s = self.lock();
+        s.backoff.reset();
+        s.closed_until = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -38,10 +38,55 @@ pub enum Error {
     Other(anyhow::Error),
 }
 
+/// The queue, owned by a thread of its own: SQLite does blocking I/O and fsync, and one thread
+/// (rather than whichever threads of the blocking pool are free) keeps the thread count, and
+/// with it the allocator's per-thread arenas, small. Jobs run in the order they are sent.
+pub struct QueueThread {
+    jobs: std::sync::mpsc::Sender<QueueJob>,
+}
+
+type QueueJob = Box<dyn FnOnce(&mut Queue) + Send>;
+
+impl QueueThread {
+    fn start(mut queue: Queue) -> anyhow::Result<QueueThread> {
+        let (jobs, rx) = std::sync::mpsc::channel::<QueueJob>();
+        std::thread::Builder::new()
+            .name("queue".into())
+            .spawn(move || {
+                // Ends when every sender is gone (the daemon stopped).
+                while let Ok(job) = rx.recv() {
+                    // A panic is a bug; the job's caller sees it as an error and the queue, whose
+                    // memory state changes only after a commit, carries on.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut queue));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("a queue operation panicked");
+                    }
+                }
+            })
+            .context("starting the queue thread")?;
+        Ok(QueueThread { jobs })
+    }
+
+    /// Runs `f` on the queue thread and returns its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Queue) -> T + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |q| {
+                let _ = tx.send(f(q));
+            }))
+            .map_err(|_| QueueError::Internal("the queue thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| QueueError::Internal("a queue operation failed".into()))
+    }
+}
+
 /// What the tasks share.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub queue: Arc<Mutex<Queue>>,
+    pub queue: QueueThread,
     pub queue_path: PathBuf,
     pub started: Instant,
     pub collector_connected: AtomicBool,
@@ -58,18 +103,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Runs `f` on the queue off the async threads (SQLite does blocking I/O and fsync).
+    /// Runs `f` on the queue thread (see [`QueueThread`]).
     pub async fn with_queue<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Queue) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let queue = Arc::clone(&self.queue);
-        tokio::task::spawn_blocking(move || {
-            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut q)
-        })
-        .await
-        .unwrap_or_else(|e| Err(QueueError::Internal(format!("queue task failed: {e}"))))
+        self.queue.run(f).await?
     }
 
     pub fn set_error(&self, e: impl Into<String>) {
@@ -136,7 +175,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     }
     let shared = Arc::new(Shared {
         config: Arc::new(config),
-        queue: Arc::new(Mutex::new(queue)),
+        queue: QueueThread::start(queue).map_err(Error::Other)?,
         queue_path,
         started: Instant::now(),
         collector_connected: AtomicBool::new(false),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
-use sec_tracker_proto::json::event_json;
+use sec_tracker_proto::json::EventJson;
 use sec_tracker_proto::v1::collector_client::CollectorClient;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::SubscribeRequest;
@@ -19,10 +19,10 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::Shared;
-use crate::queue::{NewEvent, QueueError};
+use crate::queue::NewEvent;
 
 /// Events written per transaction at most, and how long the first of them waits for company.
-const GROUP: usize = 512;
+const GROUP: usize = 1024;
 const GROUP_WAIT: Duration = Duration::from_millis(20);
 
 pub(super) async fn run(shared: Arc<Shared>, socket: PathBuf) {
@@ -114,7 +114,7 @@ async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> a
                 }
             }
             Some(Item::Event(e)) => {
-                let payload = serde_json::to_vec(&event_json(&e))?;
+                let payload = serde_json::to_vec(&EventJson(&e))?;
                 group.push(NewEvent {
                     stream_id: e.stream_id.clone(),
                     seq: e.seq,
@@ -140,16 +140,11 @@ async fn store(shared: &Arc<Shared>, group: &mut Vec<NewEvent>) {
     loop {
         let events = std::mem::take(group);
         let last = events.last().map(|e| e.seq).unwrap_or(0);
-        let (result, events) = {
-            let queue = Arc::clone(&shared.queue);
-            tokio::task::spawn_blocking(move || {
-                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                let r = q.push(&events);
-                (r, events)
-            })
+        let (result, events) = shared
+            .queue
+            .run(move |q| (q.push(&events), events))
             .await
-            .unwrap_or_else(|e| (Err(QueueError::Internal(e.to_string())), Vec::new()))
-        };
+            .unwrap_or_else(|e| (Err(e), Vec::new()));
         match result {
             Ok(dropped) => {
                 if dropped > 0 {

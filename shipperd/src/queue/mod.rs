@@ -20,6 +20,7 @@
 mod error;
 mod open;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -124,6 +125,22 @@ pub struct Queue {
     state: State,
     /// The last write failed for lack of space.
     out_of_space: bool,
+    /// Batches this `Queue` handed out and that are not settled yet (acknowledged, split or
+    /// dead-lettered): [`Queue::next_batch`] skips them, so several can be in flight at once.
+    /// Not persisted: after a restart every unsettled batch is handed out again.
+    claimed: HashSet<String>,
+}
+
+/// What is ready to be sent: see [`Queue::waiting`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Events not in any batch yet.
+    pub events: u64,
+    /// Timestamp of the oldest of them.
+    pub oldest_timestamp_ns: Option<i64>,
+    /// Batches recorded but not handed out by this `Queue`: from before a restart, or the
+    /// halves of a split batch. They go out before any new batch.
+    pub unclaimed_batches: u64,
 }
 
 /// What the queue keeps in memory; changed only after the transaction that changes it commits.
@@ -180,6 +197,7 @@ impl Queue {
             max_events,
             state,
             out_of_space: false,
+            claimed: HashSet::new(),
         };
         Ok((queue, report))
     }
@@ -289,10 +307,13 @@ impl Queue {
         })
     }
 
-    /// The batch to send next. If a batch was handed out and not acknowledged (also before a crash),
-    /// it is that same batch again, same id, `attempts` one more, whatever `max`; otherwise the oldest
-    /// `max` (at least 1) waiting events under a new random id, recorded before this returns.
-    /// None when the queue is empty.
+    /// The batch to send next. A recorded batch this `Queue` has not handed out (one from before a
+    /// crash or restart, or half of a split one) comes first: same id, same events, `attempts` one
+    /// more, whatever `max`. Otherwise the oldest `max` (at least 1) events not in any batch, under a
+    /// new random id, recorded before this returns. None when every event is already in a batch
+    /// handed out (in flight) or the queue is empty. A batch stays handed out until it is settled
+    /// with [`Queue::ack`], [`Queue::split`] or [`Queue::dead_letter`], or given back with
+    /// [`Queue::release`].
     pub fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, QueueError> {
         self.write(|q| q.next_batch_inner(max.max(1)))
     }
@@ -321,6 +342,7 @@ impl Queue {
             now_ns()
         ])?;
         tx.commit()?;
+        self.claimed.insert(batch_id.clone());
         self.state.in_flight += events.len() as u64;
         self.state.batched_upto = last_id;
         Ok(Some(Batch {
@@ -330,24 +352,10 @@ impl Queue {
         }))
     }
 
-    /// The oldest batch already handed out (or split), counted as handed out once more.
+    /// The oldest recorded batch not claimed by this `Queue`, counted as handed out once more.
     fn resume_batch(&mut self) -> Result<Option<Batch>, QueueError> {
         loop {
-            let found = self
-                .conn
-                .prepare_cached(
-                    "SELECT batch_id, first_id, last_id, handed_out FROM batches \
-                     ORDER BY first_id LIMIT 1",
-                )?
-                .query_row([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, u32>(3)?,
-                    ))
-                })
-                .optional()?;
+            let found = self.oldest_unclaimed()?;
             let Some((batch_id, first, last, attempts)) = found else {
                 return Ok(None);
             };
@@ -377,12 +385,65 @@ impl Queue {
                     other => return Err(other),
                 }
             }
+            self.claimed.insert(batch_id.clone());
             return Ok(Some(Batch {
                 batch_id,
                 events,
                 attempts,
             }));
         }
+    }
+
+    /// (batch_id, first_id, last_id, handed_out) of the oldest recorded batch not claimed.
+    fn oldest_unclaimed(&self) -> Result<Option<(String, i64, i64, u32)>, QueueError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT batch_id, first_id, last_id, handed_out FROM batches ORDER BY first_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, u32>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let row = row?;
+            if !self.claimed.contains(&row.0) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives a handed-out batch back unsettled: the next [`Queue::next_batch`] hands it out again
+    /// (same id). For a sender that stops trying (shutdown) while the queue lives on.
+    pub fn release(&mut self, batch_id: &str) {
+        self.claimed.remove(batch_id);
+    }
+
+    /// What is ready to be sent: events in no batch (and the oldest one's timestamp), and batches
+    /// recorded but not handed out. Reads one row from disk at most.
+    pub fn waiting(&self) -> Result<Waiting, QueueError> {
+        let r = (|| {
+            let oldest = self
+                .conn
+                .prepare_cached(
+                    "SELECT timestamp_ns FROM events WHERE id > ?1 ORDER BY id LIMIT 1",
+                )?
+                .query_row(params![self.state.batched_upto], |r| r.get(0))
+                .optional()?;
+            let recorded: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM batches")?
+                .query_row([], |r| r.get(0))?;
+            Ok(Waiting {
+                events: self.state.depth - self.state.in_flight,
+                oldest_timestamp_ns: oldest,
+                unclaimed_batches: (recorded as u64).saturating_sub(self.claimed.len() as u64),
+            })
+        })();
+        self.finish(r)
     }
 
     /// The server took the batch (2xx): its events leave the queue and count as sent.
@@ -403,6 +464,7 @@ impl Queue {
         tx.prepare_cached("UPDATE meta SET sent_total = sent_total + ?1 WHERE id = 1")?
             .execute(params![sql_int(count)])?;
         tx.commit()?;
+        self.claimed.remove(batch_id);
         self.remove_batch_events(count, bytes);
         self.state.sent += count;
         Ok(())
@@ -436,6 +498,7 @@ impl Queue {
         insert.execute(params![new_batch_id(), second_start, last, 0, now])?;
         drop(insert);
         tx.commit()?;
+        self.claimed.remove(batch_id);
         Ok(true)
     }
 
@@ -482,6 +545,7 @@ impl Queue {
         )?
         .execute(params![sql_int(count)])?;
         tx.commit()?;
+        self.claimed.remove(batch_id);
         self.remove_batch_events(count, bytes);
         self.state.dead_lettered += count;
         tracing::warn!(%batch_id, status, reason, events = count, "batch set aside (dead letter)");
@@ -726,8 +790,13 @@ mod tests {
         assert!(q.split(&second.batch_id).unwrap());
         let one = q.next_batch(10).unwrap().unwrap();
         assert_eq!(seqs(&one), [4]);
-        // A batch of one cannot be split, and stays as it is.
+        // A batch of one cannot be split, and stays as it is (handed out, so not handed again
+        // until given back).
         assert!(!q.split(&one.batch_id).unwrap());
+        let other_half = q.next_batch(10).unwrap().unwrap();
+        assert_eq!(seqs(&other_half), [5]);
+        assert!(q.next_batch(10).unwrap().is_none());
+        q.release(&one.batch_id);
         assert_eq!(q.next_batch(10).unwrap().unwrap().batch_id, one.batch_id);
     }
 
@@ -772,6 +841,13 @@ mod tests {
         q.add_gap(7).unwrap();
         let b = q.next_batch(2).unwrap().unwrap();
         assert_eq!(seqs(&b), [3, 4]);
+        // Several batches in flight: the next one is new; a given-back one comes again.
+        let c = q.next_batch(2).unwrap().unwrap();
+        assert_eq!((seqs(&c), c.attempts), (vec![5, 6], 0));
+        assert!(q.next_batch(2).unwrap().is_none());
+        q.release(&b.batch_id);
+        assert_eq!(q.next_batch(2).unwrap().unwrap().attempts, 1);
+        q.release(&c.batch_id);
         assert_eq!(q.next_batch(2).unwrap().unwrap().attempts, 1);
         let before = q.stats().unwrap();
         drop(q);

@@ -185,6 +185,10 @@ pub struct ServerOptions {
     pub client_ca_pem: Option<String>,
     /// Answer 413 to batches with more payloads than this.
     pub max_payloads: Option<usize>,
+    /// Keep each payload as its raw JSON text (checked, not parsed into a tree) in
+    /// [`ReceivedBatch::raw_payloads`], leaving `payloads` empty: a cheap sink for benchmarks,
+    /// so that the server's own parsing is not what limits the figure.
+    pub raw_payloads: bool,
 }
 
 impl Default for ServerOptions {
@@ -194,6 +198,7 @@ impl Default for ServerOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             client_ca_pem: None,
             max_payloads: None,
+            raw_payloads: false,
         }
     }
 }
@@ -205,6 +210,8 @@ pub struct ReceivedBatch {
     pub agent_id: String,
     pub timestamp: String,
     pub payloads: Vec<Value>,
+    /// With [`ServerOptions::raw_payloads`]: the payloads as received, instead of `payloads`.
+    pub raw_payloads: Vec<Box<serde_json::value::RawValue>>,
     /// Request headers, names lower-case.
     pub headers: BTreeMap<String, String>,
     /// Body size on the wire (compressed when it was).
@@ -609,6 +616,39 @@ fn accept(
     } else {
         body
     };
+    if is_data && shared.opts.raw_payloads {
+        #[derive(serde::Deserialize)]
+        struct RawBatch {
+            #[serde(default)]
+            batch_id: String,
+            #[serde(default)]
+            agent_id: String,
+            #[serde(default)]
+            timestamp: String,
+            payloads: Vec<Box<serde_json::value::RawValue>>,
+        }
+        let doc: RawBatch = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => return reply(400, json!({"error": format!("invalid batch: {e}")})),
+        };
+        if let Some(max) = shared.opts.max_payloads {
+            if doc.payloads.len() > max {
+                return reply(413, json!({"error": format!("at most {max} payloads")}));
+            }
+        }
+        let n = doc.payloads.len();
+        shared.state().batches.push(ReceivedBatch {
+            batch_id: doc.batch_id,
+            agent_id: doc.agent_id,
+            timestamp: doc.timestamp,
+            payloads: Vec::new(),
+            raw_payloads: doc.payloads,
+            headers: headers.clone(),
+            wire_bytes: body.len(),
+            at,
+        });
+        return reply(200, json!({"status": "ok", "accepted": n}));
+    }
     let doc: Value = match serde_json::from_slice(raw) {
         Ok(v) => v,
         Err(e) => return reply(400, json!({"error": format!("invalid JSON: {e}")})),
@@ -631,6 +671,7 @@ fn accept(
         agent_id: text("agent_id"),
         timestamp: text("timestamp"),
         payloads: payloads.clone(),
+        raw_payloads: Vec::new(),
         headers: headers.clone(),
         wire_bytes: body.len(),
         at,
