@@ -11,6 +11,16 @@ export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
+# The fuzz crate is its own workspace with its own Cargo.lock: like CI's --locked builds, refuse
+# to run on a stale one (after a dependency of collectord or sec-tracker-proto changed).
+if ! cargo metadata --locked --format-version 1 >/dev/null; then
+    echo "collectord/fuzz/Cargo.lock is out of date: run 'cargo metadata --format-version 1 >/dev/null'" \
+         "in collectord/fuzz to update it, and commit it" >&2
+    exit 1
+fi
+# Build every target once up front, so that a build error is reported as one, not as a crash.
+cargo fuzz build
+
 failed=()
 for t in $(cargo fuzz list); do
     # New inputs go to corpus/<t> (git-ignored); seeds/<t> (committed) is read if present.

@@ -8,18 +8,31 @@
 # seconds and peak RSS; then the time collectord takes to build its baseline of /usr/bin (cold
 # and warm).
 #
-# Usage: sudo scripts/bench-file-monitor.sh [files=10000] [runs=5]
+# Usage: sudo scripts/bench/file-monitor.sh [files=10000] [runs=5]
+#        (or env FILES, RUNS; RESULTS_DIR: also write the median rows there)
 # Needs: root, inotify-tools, python3 (apt-get install inotify-tools python3).
+# The last lines are the medians as `RESULT|benchmark|sec-tracker|peer|note` (for run-all.sh).
 set -euo pipefail
-N=${1:-10000}
-RUNS=${2:-5}
-cd "$(dirname "$0")/.."
+N=${1:-${FILES:-10000}}
+RUNS=${2:-${RUNS:-5}}
+cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 for t in inotifywait python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install inotify-tools python3"; exit 1; }; done
-cargo build --release -q -p collectord -p sec-trackerctl --bins
+# The same build in every benchmark script (and soak.sh), so running them one after the other
+# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
+# rebuild the workspace.
+scripts/bench/build.sh
 BIN=$PWD/target/release
 WORK=$(mktemp -d /tmp/sec-tracker-fbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+stop_jobs() {
+  local pids
+  mapfile -t pids < <(jobs -p)
+  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+}
+cleanup() { stop_jobs; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 STAMP='import sys,time
 for l in sys.stdin:
@@ -78,10 +91,10 @@ for run in $(seq 1 "$RUNS"); do
 {"agent": {"state_dir": "$d/state"}, "monitoring": {"process_monitor": false, "auth_monitor": false,
  "network_monitor": false, "system_info": false, "watch_paths": ["$tree"]}}
 CFG
-  $BIN/collectord --config "$d/config.json" --socket "$d/c.sock" 2> "$d/collectord.log" &
+  "$BIN"/collectord --config "$d/config.json" --socket "$d/c.sock" 2> "$d/collectord.log" &
   cpid=$!
   for _ in $(seq 200); do grep -q "file monitor: inotify" "$d/collectord.log" 2>/dev/null && [ -S "$d/c.sock" ] && break; sleep 0.05; done
-  $BIN/sec-trackerctl --socket "$d/c.sock" watch --json --type file > "$d/ours.txt" &
+  "$BIN"/sec-trackerctl --socket "$d/c.sock" watch --json --type file > "$d/ours.txt" &
   inotifywait -q -m -r -e close_write --format '%w%f %e' "$tree" | python3 -u -c "$STAMP" > "$d/theirs.txt" &
   # Ready when both report a probe file.
   for i in $(seq 400); do
@@ -104,7 +117,7 @@ CFG
   overflows=$(grep -c "inotify queue overflowed" "$d/collectord.log" || true)
   [ "$gaps$overflows" = "00" ] || echo "run $run: $gaps gap lines, $overflows inotify overflows"
   rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$cpid/status)
-  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
+  stop_jobs
   read -r ours_pct ours50 ours99 th_pct th50 th99 < <(python3 -c "$ANALYSE" "$d/closes.txt" "$d/ours.txt" "$d/theirs.txt" "$tag")
   cpu=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN {printf "%.2f", t/hz}')
   printf "%-4s %-28s %-28s %-10s %-9s\n" "$run" "$ours_pct% / ${ours50}ms / ${ours99}ms" "$th_pct% / ${th50}ms / ${th99}ms" "$cpu" "${rss} MiB"
@@ -127,9 +140,21 @@ cat > "$b/config.json" <<CFG
  "network_monitor": false, "system_info": false, "watch_paths": ["/usr/bin"]}}
 CFG
 for phase in cold warm; do
-  $BIN/collectord --config "$b/config.json" --socket "$b/c.sock" 2> "$b/$phase.log" &
+  "$BIN"/collectord --config "$b/config.json" --socket "$b/c.sock" 2> "$b/$phase.log" &
   p=$!
   for _ in $(seq 1200); do grep -q "file monitor: inotify" "$b/$phase.log" && break; sleep 0.05; done
   kill $p; wait $p 2>/dev/null || true
-  echo "/usr/bin baseline ($phase): $(grep -o 'file monitor: .*' "$b/$phase.log")"
+  line=$(grep -o 'file monitor: .*' "$b/$phase.log" || echo "file monitor: no baseline line in the log")
+  echo "/usr/bin baseline ($phase): $line"
+  echo "$line" > "$b/$phase.line"
 done
+
+echo
+note="$N files, median of $RUNS"
+{
+  echo "RESULT|file writes: reported, p50 / p99 close→event|$(col 1)%, $(col 2) / $(col 3) ms|inotifywait -m -r: $(col 4)%, $(col 5) / $(col 6) ms|$note"
+  echo "RESULT|file writes: collectord CPU, peak RSS|$(col 7) s, $(col 8) MiB|-|$note (SHA-256 included)"
+  built() { grep -o 'built in [0-9.]*s' "$b/$1.line" | grep -o '[0-9.]*s' || echo "?"; }
+  files=$(grep -o '[0-9]* files in the baseline' "$b/cold.line" | grep -o '^[0-9]*' || echo "?")
+  echo "RESULT|/usr/bin baseline ($files files): cold / warm start|$(built cold) / $(built warm)|-|cold hashes every file; a restart re-hashes only changes"
+} | tee "${RESULTS_DIR:-$WORK}/file-monitor.result"

@@ -17,15 +17,16 @@
 #   CPU seconds per 100k events delivered; CPU use in the window, in % of one core, of shipperd,
 #   the server, the collector and everything else on the machine (other = noise).
 # Then the queue on its own: the ignored push_throughput test in shipperd/tests/queue.rs.
-# Prints per-run rows, then medians as a markdown table.
+# Prints per-run rows, then medians as a markdown table, then the medians as
+# `RESULT|benchmark|sec-tracker|peer|note` lines (for run-all.sh; also into $RESULTS_DIR if set).
 #
-# Usage: scripts/bench-shipping.sh            (as root or not; ~RUNS × (SECONDS_PER_RUN + LATENCY_SECONDS + 10) s)
-# Env:   RUNS=3  SECONDS_PER_RUN=60  WARMUP=5  BATCH_SIZE=1000  MAX_AHEAD=20000
+# Usage: scripts/bench/shipping.sh            (as root or not; ~RUNS × (SECONDS_PER_RUN + LATENCY_SECONDS + 10) s)
+# Env:   RUNS=5  SECONDS_PER_RUN=60  WARMUP=5  BATCH_SIZE=1000  MAX_AHEAD=20000
 #        RATE=          (events/s for the throughput pass; empty: as fast as shipperd takes them)
 #        LATENCY_RATE=10000 LATENCY_SECONDS=30  (0: skip the fixed-rate latency pass)
 #        KEEP=1         (keep the work directory with every log)
 set -euo pipefail
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 SECS=${SECONDS_PER_RUN:-60}
 WARMUP=${WARMUP:-5}
 BATCH=${BATCH_SIZE:-1000}
@@ -33,13 +34,15 @@ MAX_AHEAD=${MAX_AHEAD:-20000}
 RATE=${RATE:-}
 LAT_RATE=${LATENCY_RATE:-10000}
 LAT_SECS=${LATENCY_SECONDS:-30}
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 command -v jq >/dev/null || { echo "missing jq: apt-get install jq"; exit 1; }
 [ "$SECS" -gt $((WARMUP + 2)) ] || { echo "SECONDS_PER_RUN must exceed WARMUP + 2"; exit 1; }
 
 echo "building (release)…" >&2
-cargo build --release -q -p collectord -p shipperd --features shipperd/testing \
-  --example synthetic_collector --example bench_server --bin shipperd
+# The same build in every benchmark script (and soak.sh), so running them one after the other
+# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
+# rebuild the workspace.
+scripts/bench/build.sh
 BIN=target/release
 ALLOW_ROOT=()
 [ "$(id -u)" = 0 ] && ALLOW_ROOT=(--allow-root)
@@ -173,3 +176,13 @@ if [ -n "$QUEUE_TEST" ]; then
 else
   echo "| queue alone | no ignored throughput test in shipperd/src/queue or shipperd/tests/queue.rs: skipped |"
 fi
+
+echo
+note="synthetic collector → shipperd → local HTTPS server, batch_size $BATCH, median of $RUNS × ${SECS} s"
+{
+  echo "RESULT|shipping: sustained events/s|$(col 1)|-|$note"
+  [ "$LAT_RATE" != 0 ] && echo "RESULT|shipping: latency p50 / p99 at $LAT_RATE events/s|$(col 4) / $(col 5) ms|-|event timestamp → arrival at the server"
+  echo "RESULT|shipping: wire bytes per event (gzip)|$(col 6) B|-|~$(col 7) B of JSON per event"
+  echo "RESULT|shipping: shipperd peak / end RSS, CPU per 100k events|$(col 8) / $(col 9) MiB, $(col 10) s|-|$note"
+  if [ -n "$QUEUE_TEST" ]; then echo "RESULT|shipping: queue alone, push events/s|$(col 15)|-|push_throughput test"; fi
+} | tee "${RESULTS_DIR:-$WORK}/shipping.result"

@@ -6,8 +6,10 @@
 //! Where to look: [`queue`] is the durable queue (SQLite); [`sender`] is the HTTPS client
 //! (TLS, gzip, retries, status handling); [`daemon`] wires them to collectord's stream (the
 //! receiver), to the server (the delivery loop, health reports) and to the status socket.
+//! [`memory`] is the one module with `unsafe` (an allocator setting).
 
 pub mod daemon;
+pub mod memory;
 pub mod queue;
 pub mod sender;
 

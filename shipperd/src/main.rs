@@ -45,6 +45,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    shipperd::memory::single_malloc_arena();
     let args = Args::parse();
     if let Err(e) = collectord::logfile::init_tracing(args.log_file.as_deref()) {
         eprintln!("shipperd: cannot open the log file: {e}");

@@ -41,8 +41,14 @@ use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::users::UserNames;
 use diag::{DiagSocket, DumpError};
 use owners::{OwnerCache, ProcFds};
-use sock::{addr_text, Endpoint, Proto, Sock};
+use sock::{addr_text, Endpoint};
 use tracker::{Action, Change, Tracker};
+
+// The pure decoders of kernel data, public for the fuzz targets (collectord/fuzz).
+pub use diag::{parse_diag_msg, parse_dump, Parsed, DIAG_MSG_LEN};
+pub use owners::socket_inode;
+pub use procnet::parse as parse_proc_net;
+pub use sock::{Proto, Sock};
 
 pub const NAME: &str = "network_monitor";
 /// A dump that has not answered within this is abandoned (the scan is skipped).

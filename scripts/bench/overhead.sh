@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Overhead of the agent as installed: release collectord and shipperd with the installed
+# defaults (scripts/deb/config.json: every monitor on, watch_paths /etc /usr/bin /var/log plus a
+# scratch tree, batch_size 100, report_interval 60s), shipping over real TLS to
+# shipperd/examples/bench_server.rs (the test management server, which counts what arrives and
+# keeps nothing: management_server.rs keeps and re-copies every batch it received every 0.5 s,
+# which on a 2-core machine would bill its growing cost to the figures here).
+#
+# Three phases, each with freshly started daemons, measured over SECONDS_PER_PHASE once both are
+# up (collectord's file baseline built, shipperd subscribed) and SETTLE s have passed:
+#   idle    nothing but the machine's own activity
+#   exec    collectord/examples/load_gen.rs starting `/bin/true <tag>` EXEC_RATE times a second
+#           (deadline-paced; each is an exec and an exit event)
+#   write   load_gen creating and writing WRITE_RATE files a second in the watched scratch tree
+#           (each a created event with a SHA-256)
+# Per daemon: CPU in % of one core ((utime + stime) from /proc/<pid>/stat over the phase / wall
+# time), RSS at the end of the phase (VmRSS) and its peak (VmHWM). Also the load's achieved rate,
+# the events the server received during the phase and shipperd's queue depth at the end (a
+# shipperd that keeps up ends near 0 plus one unfilled batch). Per-run rows, then medians, then
+# `RESULT|benchmark|sec-tracker|peer|note` lines (for run-all.sh; into $RESULTS_DIR if set).
+#
+# Usage: sudo scripts/bench/overhead.sh
+# Env:   RUNS=5 SECONDS_PER_PHASE=60 SETTLE=5 EXEC_RATE=1000 WRITE_RATE=1000 KEEP=1 (keep the logs)
+# Needs: root (the process connector), jq.
+set -euo pipefail
+RUNS=${RUNS:-5}
+SECS=${SECONDS_PER_PHASE:-60}
+SETTLE=${SETTLE:-5}
+EXEC_RATE=${EXEC_RATE:-1000}
+WRITE_RATE=${WRITE_RATE:-1000}
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "run as root (the process connector needs CAP_NET_ADMIN)"; exit 1; }
+command -v jq >/dev/null || { echo "missing jq: apt-get install jq"; exit 1; }
+
+echo "building (release)…" >&2
+# The same build in every benchmark script (and soak.sh), so running them one after the other
+# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
+# rebuild the workspace.
+scripts/bench/build.sh
+BIN=$PWD/target/release
+HZ=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/sec-tracker-bench-overhead.XXXXXX)
+stop_jobs() {
+  local pids
+  mapfile -t pids < <(jobs -p)
+  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+}
+cleanup() {
+  stop_jobs
+  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for <what> <timeout s> <command…>: polls every 0.1 s; fails early when a daemon died.
+wait_for() {
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    for p in "${PHASE_PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null || { echo "a process died waiting for $what; logs:" >&2; tail -n 5 "$D"/*.log >&2; exit 1; }
+    done
+    [ $SECONDS -ge $deadline ] && { echo "timed out waiting for $what" >&2; tail -n 5 "$D"/*.log >&2; exit 1; }
+    sleep 0.1
+  done
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+status_json() { "$BIN/sec-trackerctl" --socket "$D/c.sock" --shipper-socket "$D/s.sock" status --json 2>/dev/null; }
+shipper_subscribed() { [ "$(status_json | jq -r '.shipper.collector_connected')" = true ]; }
+baseline_built() { grep -q "file monitor: inotify" "$D/collectord.log" 2>/dev/null; }
+delivered() { tail -n 1 "$D/server.jsonl" 2>/dev/null | jq -r '.total_payloads // 0' 2>/dev/null || echo 0; }
+
+# phase <dir> <idle|exec|write>: prints "cpu_c rss_c hwm_c cpu_s rss_s hwm_s rate delivered depth"
+phase() {
+  D=$1; local kind=$2
+  mkdir -p "$D/tree"
+  PHASE_PIDS=()
+  "$BIN/examples/bench_server" "$D/server" > "$D/server.jsonl" 2> "$D/server.log" &
+  PHASE_PIDS+=($!)
+  wait_for "the server's config" 30 test -f "$D/server/config.json"
+  jq --arg state "$D/cstate" --arg tree "$D/tree" --slurpfile s "$D/server/config.json" '
+      .server.url = $s[0].server.url | .server.api_key = $s[0].server.api_key
+    | .server.ca_file = $s[0].server.ca_file | .agent.id = "overhead-bench" | .agent.state_dir = $state
+    | .monitoring.watch_paths += [$tree]' scripts/deb/config.json > "$D/config.json"
+  "$BIN/collectord" --config "$D/config.json" --socket "$D/c.sock" > /dev/null 2> "$D/collectord.log" &
+  local cpid=$!; PHASE_PIDS+=("$cpid")
+  wait_for "collectord's socket" 30 test -S "$D/c.sock"
+  wait_for "collectord's file baseline" 120 baseline_built
+  "$BIN/shipperd" --config "$D/config.json" --collector-socket "$D/c.sock" --socket "$D/s.sock" \
+    --state-dir "$D/sstate" --allow-root > /dev/null 2> "$D/shipperd.log" &
+  local spid=$!; PHASE_PIDS+=("$spid")
+  wait_for "shipperd to subscribe" 30 shipper_subscribed
+  sleep "$SETTLE" # start-up transients (first system report, first scans) out of the window
+  local n0 c0 s0 t0 t1 rate=-
+  n0=$(delivered); c0=$(ticks $cpid); s0=$(ticks $spid); t0=$EPOCHREALTIME
+  case $kind in
+    idle) sleep "$SECS" ;;
+    exec) "$BIN/examples/load_gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
+    write) "$BIN/examples/load_gen" write "$D/tree/load" "$WRITE_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
+  esac
+  t1=$EPOCHREALTIME
+  local c1 s1; c1=$(ticks $cpid); s1=$(ticks $spid)
+  local out
+  out=$(awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+    'BEGIN {printf "%.1f %.1f", 100 * c / hz / (t1 - t0), 100 * s / hz / (t1 - t0)}')
+  [ "$kind" = idle ] || rate=$(grep -o '([0-9]*/s)' "$D/load.log" | tr -dc 0-9)
+  local depth; depth=$(status_json | jq -r '.shipper.queue_depth // "-"')
+  # The server prints its count once a second: take it a second later, for the window's end.
+  sleep 1.1
+  local n1; n1=$(delivered)
+  echo "${out% *} $(mib $cpid VmRSS) $(mib $cpid VmHWM) ${out#* } $(mib $spid VmRSS) $(mib $spid VmHWM) ${rate:--} $((n1 - n0)) $depth"
+  stop_jobs
+}
+
+PHASES=(idle exec write)
+printf "%-4s %-6s %-8s | %-6s %-9s %-9s | %-6s %-9s %-9s | %-9s %s\n" run phase load/s "coll %" "RSS MiB" "peak MiB" \
+  "ship %" "RSS MiB" "peak MiB" delivered "queue at end"
+for run in $(seq 1 "$RUNS"); do
+  for ph in "${PHASES[@]}"; do
+    phase "$WORK/run$run-$ph" "$ph" > "$WORK/row"
+    read -r cc cr ch sc sr sh rate n depth < "$WORK/row"
+    printf "%-4s %-6s %-8s | %-6s %-9s %-9s | %-6s %-9s %-9s | %-9s %s\n" "$run" "$ph" "$rate" "$cc" "$cr" "$ch" \
+      "$sc" "$sr" "$sh" "$n" "$depth"
+    echo "$ph $cc $cr $ch $sc $sr $sh $rate $n" >> "$WORK/results"
+  done
+done
+
+col() { awk -v p="$1" -v c="$2" '$1 == p && $c != "-" {print $c}' "$WORK/results" | median; }
+echo
+echo "median of $RUNS runs, ${SECS} s per phase; CPU in % of one core; $(nproc) CPUs, $(uname -r)"
+echo
+echo "| phase | collectord CPU | RSS / peak | shipperd CPU | RSS / peak | load achieved |"
+echo "|---|---|---|---|---|---|"
+for ph in "${PHASES[@]}"; do
+  echo "| $ph | $(col "$ph" 2)% | $(col "$ph" 3) / $(col "$ph" 4) MiB | $(col "$ph" 5)% | $(col "$ph" 6) / $(col "$ph" 7) MiB | $(col "$ph" 8)/s |"
+done
+echo
+{
+  for ph in "${PHASES[@]}"; do
+    case $ph in
+      idle) what="idle" ;;
+      exec) what="$EXEC_RATE exec/s (achieved $(col exec 8)/s)" ;;
+      write) what="$WRITE_RATE file writes/s (achieved $(col write 8)/s)" ;;
+    esac
+    note="CPU % of one core; RSS at the end / peak; ${SECS} s, median of $RUNS"
+    echo "RESULT|overhead, $what: collectord|$(col "$ph" 2)% CPU, $(col "$ph" 3) / $(col "$ph" 4) MiB|-|$note"
+    echo "RESULT|overhead, $what: shipperd|$(col "$ph" 5)% CPU, $(col "$ph" 6) / $(col "$ph" 7) MiB|-|$note; $(col "$ph" 9) events delivered"
+  done
+} | tee "${RESULTS_DIR:-$WORK}/overhead.result"

@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# Soak test of server mode: release collectord → release shipperd → a local HTTPS management
+# server, for DURATION seconds under a mixed load, with shipperd killed (-9) every
+# SHIPPER_KILL_EVERY s and the server stopped and restarted (same port, same CA) every
+# SERVER_RESTART_EVERY s, down SERVER_DOWN s each time. Load, each item with a unique tag:
+#   processes    load_gen exec: `sh -c 'sleep 0.05' <tag>` PROC_RATE a second
+#   files        load_gen write: a new file <tag> in a watched tree FILE_RATE a second (each
+#                deleted again 100 files later, so the tree and the baseline stay small)
+#   logins       a failed ssh password login for a non-existent user <tag> every AUTH_EVERY s,
+#                against our own sshd on a spare port (as collectord/tests/auth.rs does) with
+#                rsyslog writing /var/log/auth.log; skipped, with a notice, without sshd/sshpass/rsyslog
+#   connections  a TCP connection to a local listener every CONN_EVERY s, held 2 × scan_interval
+#                + 1 s so a scan must see it (tag: the client's port)
+# The server is a small Python HTTPS server (below) with an openssl-made CA: the example
+# management server cannot serve this test, as it makes a new CA and port on every start and
+# prints only the first 3 events of a batch. It checks the Bearer key, gunzips, and appends each
+# event of an accepted batch to received.tsv (batch id, event JSON) before answering 200.
+#
+# At the end the load stops, the script waits (DRAIN_TIMEOUT) until every process, file and login
+# tag is at the server and `sec-trackerctl status --json` shows shipperd's queue empty, then checks
+# (exit 1 if any fails):
+#   delivery     every tag of every kind was delivered at least once (duplicates are counted:
+#                at-least-once means a batch in flight at a kill is sent again)
+#   collectord   RSS and open fds, sampled every SAMPLE_EVERY s: after a warm-up of the first 10%
+#                of the run, the median of the last 5 samples ≤ 1.10 × the median of the first 5
+#                after the warm-up (fds: or ≤ that + 2)
+#   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
+#                s) that has at least 8 samples after its first 30 s; shorter ones are listed, not
+#                judged; and no collector gap (events collectord no longer held when shipperd
+#                came back), per the health reports
+# and prints a summary: events generated/delivered per kind, duplicates, kills, server restarts,
+# RSS and fds first/last.
+#
+# Usage: sudo scripts/soak.sh
+# Env:   DURATION=1800 SHIPPER_KILL_EVERY=180 SERVER_RESTART_EVERY=300 SERVER_DOWN=10
+#        PROC_RATE=20 FILE_RATE=20 AUTH_EVERY=5 CONN_EVERY=1 SAMPLE_EVERY=10 DRAIN_TIMEOUT=300
+#        KEEP=1 (keep the work directory: logs, samples, what the server received)
+# Needs: root, jq, python3, openssl; for logins sshd, sshpass, rsyslogd (.ci/run installs them).
+set -euo pipefail
+DURATION=${DURATION:-1800}
+KILL_EVERY=${SHIPPER_KILL_EVERY:-180}
+RESTART_EVERY=${SERVER_RESTART_EVERY:-300}
+SERVER_DOWN=${SERVER_DOWN:-10}
+PROC_RATE=${PROC_RATE:-20}
+FILE_RATE=${FILE_RATE:-20}
+AUTH_EVERY=${AUTH_EVERY:-5}
+CONN_EVERY=${CONN_EVERY:-1}
+SAMPLE_EVERY=${SAMPLE_EVERY:-10}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
+SCAN_INTERVAL=5
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root (collectord's monitors need it)"; exit 1; }
+for t in jq python3 openssl; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
+export PATH="$PATH:/usr/sbin:/sbin"
+
+echo "building (release)…" >&2
+# The same build in every benchmark script (and soak.sh), so running them one after the other
+# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
+# rebuild the workspace.
+scripts/bench/build.sh
+BIN=$PWD/target/release
+W=$(mktemp -d /tmp/sec-tracker-soak.XXXXXX)
+TAG=s$$
+T0=$SECONDS
+RSYSLOG_STARTED=""
+SHIP_PID="" SRV_PID="" COLL_PID=""
+cleanup() {
+  local pids
+  mapfile -t pids < <(jobs -p)
+  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  if [ -n "$RSYSLOG_STARTED" ]; then kill "$RSYSLOG_STARTED" 2>/dev/null || true; fi
+  if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { echo "[$(date -u +%H:%M:%S) +$((SECONDS - T0))s] $*"; }
+# wait_for <what> <timeout s> <command…>
+wait_for() {
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    [ $SECONDS -ge $deadline ] && { log "timed out waiting for $what"; tail -n 5 "$W"/*.log >&2; exit 1; }
+    sleep 0.1
+  done
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+tcp_open() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+status_json() { "$BIN/sec-trackerctl" --socket "$W/c.sock" --shipper-socket "$W/s.sock" status --json 2>/dev/null || true; }
+subscribed() { [ "$(status_json | jq -r '.shipper.collector_connected')" = true ]; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# ---- the management server: a CA and a localhost certificate, made once, kept across restarts.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 -subj "/CN=sec-tracker soak CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -keyout "$W/ca.key" -out "$W/ca.pem" 2> "$W/openssl.log"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+  -keyout "$W/server.key" -out "$W/server.csr" 2>> "$W/openssl.log"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > "$W/server.ext"
+openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 3 \
+  -extfile "$W/server.ext" -out "$W/server.pem" 2>> "$W/openssl.log"
+API_KEY=soak-key-$RANDOM$RANDOM
+cat > "$W/server.py" <<'PY'
+import gzip, json, os, ssl, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, cert, key, api_key, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+lock = threading.Lock()
+received = open(os.path.join(out, "received.tsv"), "a")
+batches = open(os.path.join(out, "batches.tsv"), "a")
+health = open(os.path.join(out, "health.jsonl"), "a")
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+ctx.load_cert_chain(cert, key)
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def answer(self, status, body=b"{}"):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.headers.get("Authorization") != "Bearer " + api_key:
+            return self.answer(401)
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return self.answer(400)
+        if self.path == "/api/v1/agent/data":
+            batch = doc.get("batch_id") or self.headers.get("X-Batch-Id", "")
+            lines = "".join("%s\t%s\n" % (batch, json.dumps(p, separators=(",", ":"))) for p in doc.get("payloads", []))
+            with lock:  # stored (in the OS) before the 200: a server killed now loses nothing acked
+                received.write(lines)
+                received.flush()
+                batches.write("%s\t%d\n" % (batch, len(doc.get("payloads", []))))
+                batches.flush()
+            return self.answer(200)
+        if self.path == "/api/v1/agent/health":
+            with lock:
+                health.write(json.dumps(doc) + "\n")
+                health.flush()
+            return self.answer(200)
+        return self.answer(404)
+
+class Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        # The handshake happens on the handler's thread, at its first read.
+        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+Server(("127.0.0.1", port), Handler).serve_forever()
+PY
+SRV_PORT=$(free_port)
+start_server() {
+  python3 "$W/server.py" "$SRV_PORT" "$W/server.pem" "$W/server.key" "$API_KEY" "$W" 2>> "$W/server.log" &
+  SRV_PID=$!
+  wait_for "the server on port $SRV_PORT" 30 tcp_open "$SRV_PORT"
+}
+
+# ---- collectord and shipperd: the installed defaults plus this server, a scratch tree, 10s reports.
+mkdir -p "$W/tree"
+jq --arg url "https://localhost:$SRV_PORT" --arg key "$API_KEY" --arg ca "$W/ca.pem" --arg state "$W/cstate" \
+   --arg tree "$W/tree" --arg scan "${SCAN_INTERVAL}s" '
+    .server.url = $url | .server.api_key = $key | .server.ca_file = $ca
+  | .agent.id = "soak" | .agent.state_dir = $state | .agent.report_interval = "10s"
+  | .monitoring.watch_paths += [$tree] | .monitoring.scan_interval = $scan' scripts/deb/config.json > "$W/config.json"
+SHIP_INC=0
+start_shipper() {
+  SHIP_INC=$((SHIP_INC + 1))
+  "$BIN/shipperd" --config "$W/config.json" --collector-socket "$W/c.sock" --socket "$W/s.sock" \
+    --state-dir "$W/sstate" --allow-root > /dev/null 2>> "$W/shipperd.log" &
+  SHIP_PID=$!
+  wait_for "shipperd (incarnation $SHIP_INC) to subscribe" 60 subscribed
+}
+
+# ---- logins: our own sshd (machine host keys, PAM, syslog) and rsyslog writing auth.log.
+AUTH=1 AUTH_WHY=""
+for t in sshd sshpass ssh rsyslogd logger; do
+  command -v $t >/dev/null || { AUTH=0; AUTH_WHY="missing $t"; }
+done
+if [ $AUTH = 1 ] && ! pgrep -x rsyslogd >/dev/null; then
+  rsyslogd -i "$W/rsyslogd.pid"
+  wait_for "rsyslogd's pid file" 10 test -s "$W/rsyslogd.pid"
+  RSYSLOG_STARTED=$(cat "$W/rsyslogd.pid")
+  log "started rsyslogd (pid $RSYSLOG_STARTED; stopped at the end)"
+fi
+if [ $AUTH = 1 ]; then
+  marker="sec-tracker soak $TAG: rsyslog up"
+  auth_log_up() { logger -p auth.info "$marker"; grep -qF "$marker" /var/log/auth.log 2>/dev/null; }
+  deadline=$((SECONDS + 20))
+  until auth_log_up; do
+    [ $SECONDS -ge $deadline ] && { AUTH=0; AUTH_WHY="rsyslog does not write /var/log/auth.log"; break; }
+    sleep 0.2
+  done
+fi
+if [ $AUTH = 1 ]; then
+  mkdir -p /run/sshd
+  [ -e /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A
+  SSH_PORT=$(free_port)
+  printf 'Port %s\nListenAddress 127.0.0.1\nHostKey /etc/ssh/ssh_host_ed25519_key\nUsePAM yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPermitRootLogin no\nPidFile none\nSyslogFacility AUTH\nLogLevel INFO\nMaxAuthTries 10\nMaxStartups 50\n' \
+    "$SSH_PORT" > "$W/sshd_config"
+  "$(command -v sshd)" -D -f "$W/sshd_config" 2>> "$W/sshd.log" &
+  wait_for "sshd on port $SSH_PORT" 20 tcp_open "$SSH_PORT"
+fi
+[ $AUTH = 1 ] || log "logins: SKIPPED ($AUTH_WHY)"
+
+# ---- connections: a listener and a client opening one connection every CONN_EVERY s.
+cat > "$W/conn.py" <<'PY'
+import socket, sys, threading, time
+duration, every, hold, log = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), open(sys.argv[4], "w")
+lst = socket.socket(); lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("127.0.0.1", 0)); lst.listen(128)
+log.write("listener %d\n" % lst.getsockname()[1]); log.flush()
+def serve(c):
+    while c.recv(1024):
+        pass
+    c.close()
+def accept():
+    while True:
+        c, _ = lst.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+start, held, i = time.monotonic(), [], 0
+while True:
+    now = time.monotonic()
+    for s, until in [h for h in held if h[1] <= now]:
+        s.close()
+    held = [h for h in held if h[1] > now]
+    due = start + i * every
+    if due >= start + duration:
+        break
+    if due > now:
+        time.sleep(min(due - now, 0.2))
+        continue
+    s = socket.create_connection(("127.0.0.1", lst.getsockname()[1]))
+    held.append((s, now + hold))
+    log.write("client %d\n" % s.getsockname()[1]); log.flush()
+    i += 1
+for s, until in held:
+    time.sleep(max(0, until - time.monotonic()))
+    s.close()
+PY
+
+# auth_loop: a failed password login for a new non-existent user every AUTH_EVERY s.
+auth_loop() {
+  local i=0 start=$SECONDS
+  while [ $((SECONDS - start)) -lt "$DURATION" ]; do
+    local user="${TAG}u$i"
+    echo "$user" >> "$W/tags.auth"
+    timeout 60 sshpass -p not-the-password ssh -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o LogLevel=ERROR -o PreferredAuthentications=password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 \
+      "$user@127.0.0.1" true > /dev/null 2>&1 &
+    i=$((i + 1))
+    while [ $((SECONDS - start)) -lt $((i * AUTH_EVERY)) ]; do sleep 0.2; done
+  done
+  wait
+}
+
+# sample: one line of "t collectord_rss_kb collectord_fds shipperd_incarnation shipperd_rss_kb shipperd_fds".
+sample() {
+  local t=$((SECONDS - T0)) crss cfd srss=- sfd=-
+  crss=$(awk '/^VmRSS:/ {print $2}' "/proc/$COLL_PID/status")
+  cfd=$(find "/proc/$COLL_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  if alive "$SHIP_PID"; then
+    srss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SHIP_PID/status" 2>/dev/null || echo -)
+    sfd=$(find "/proc/$SHIP_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  fi
+  echo "$t $crss $cfd $SHIP_INC ${srss:--} $sfd" >> "$W/samples"
+}
+
+# ---- start everything.
+T0=$SECONDS
+start_server
+"$BIN/collectord" --config "$W/config.json" --socket "$W/c.sock" > /dev/null 2> "$W/collectord.log" &
+COLL_PID=$!
+wait_for "collectord's socket" 30 test -S "$W/c.sock"
+wait_for "collectord's file baseline" 120 grep -q "file monitor: inotify" "$W/collectord.log"
+start_shipper
+log "collectord $COLL_PID, shipperd $SHIP_PID, server :$SRV_PORT ($SRV_PID); load for ${DURATION}s:" \
+  "$PROC_RATE proc/s, $FILE_RATE files/s, $([ $AUTH = 1 ] && echo "a failed ssh login every ${AUTH_EVERY}s" || echo "no logins"), a connection every ${CONN_EVERY}s;" \
+  "shipperd kill -9 every ${KILL_EVERY}s, server restart every ${RESTART_EVERY}s (down ${SERVER_DOWN}s)"
+T0=$SECONDS
+LOAD_PIDS=()
+"$BIN/examples/load_gen" exec "$PROC_RATE" "$DURATION" --tag "${TAG}p" --log "$W/tags.proc" -- sh -c 'sleep 0.05' \
+  > /dev/null 2> "$W/load-proc.log" &
+LOAD_PIDS+=($!)
+"$BIN/examples/load_gen" write "$W/tree/load" "$FILE_RATE" "$DURATION" --tag "${TAG}f" --log "$W/tags.file" --keep 100 \
+  > /dev/null 2> "$W/load-file.log" &
+LOAD_PIDS+=($!)
+python3 "$W/conn.py" "$DURATION" "$CONN_EVERY" $((2 * SCAN_INTERVAL + 1)) "$W/tags.conn" 2> "$W/conn.log" &
+LOAD_PIDS+=($!)
+if [ $AUTH = 1 ]; then auth_loop 2> "$W/auth.log" & LOAD_PIDS+=($!); fi
+
+# ---- the run: kills, restarts and samples on schedule, once a second.
+kills=0 restarts=0
+next_kill=$KILL_EVERY next_restart=$RESTART_EVERY next_sample=0 server_back=""
+while [ $((SECONDS - T0)) -lt "$DURATION" ]; do
+  t=$((SECONDS - T0))
+  alive "$COLL_PID" || { log "collectord died"; tail -n 20 "$W/collectord.log"; exit 1; }
+  if [ "$t" -ge "$next_sample" ]; then sample; next_sample=$((next_sample + SAMPLE_EVERY)); fi
+  if [ "$t" -ge "$next_kill" ]; then
+    kill -9 "$SHIP_PID"; { wait "$SHIP_PID" || true; } 2>/dev/null
+    kills=$((kills + 1)); log "kill -9 shipperd ($kills)"
+    start_shipper
+    next_kill=$((next_kill + KILL_EVERY))
+  fi
+  if [ "$t" -ge "$next_restart" ] && [ -z "$server_back" ]; then
+    kill "$SRV_PID"; { wait "$SRV_PID" || true; } 2>/dev/null
+    restarts=$((restarts + 1)); log "server stopped ($restarts), back in ${SERVER_DOWN}s"
+    server_back=$((t + SERVER_DOWN))
+    next_restart=$((next_restart + RESTART_EVERY))
+  fi
+  if [ -n "$server_back" ] && [ "$t" -ge "$server_back" ]; then
+    start_server; server_back=""; log "server up again"
+  fi
+  alive "$SHIP_PID" || { log "shipperd died unasked"; tail -n 20 "$W/shipperd.log"; exit 1; }
+  sleep 1
+done
+[ -z "$server_back" ] || { start_server; log "server up again"; }
+log "load done; waiting for the load generators to finish"
+deadline=$((SECONDS + 90))
+for p in "${LOAD_PIDS[@]}"; do
+  while alive "$p"; do
+    [ $SECONDS -lt $deadline ] || { log "a load generator did not finish"; exit 1; }
+    sleep 0.2
+  done
+done
+load_end=$SECONDS
+sample
+
+# ---- drain: every greppable tag at the server, and nothing left in shipperd's queue from before
+# the end of the load (the queue is seldom exactly empty: the machine's own activity, this very
+# polling included, keeps adding events that wait up to report_interval for a batch). Deadline.
+missing_tags() {
+  local n=0 kind
+  for kind in proc file auth; do
+    [ -s "$W/tags.$kind" ] || continue
+    n=$((n + $(grep -oE "${TAG}[pfu][0-9-]+" "$W/received.tsv" 2>/dev/null | sort -u | comm -23 <(sort -u "$W/tags.$kind") - | wc -l)))
+  done
+  echo $n
+}
+log "draining (up to ${DRAIN_TIMEOUT}s)"
+deadline=$((SECONDS + DRAIN_TIMEOUT))
+drained=0
+while :; do
+  depth="?" oldest="?"
+  read -r depth oldest < <(status_json | jq -r '"\(.shipper.queue_depth // "?") \(.shipper.oldest_queued_age_seconds // "?")"') || true
+  missing=$(missing_tags)
+  since=$((SECONDS - load_end))
+  # Connections close up to 2 scans after the load: give the network monitor time to report them.
+  if [ "$missing" = 0 ] && [ $since -ge $((3 * SCAN_INTERVAL)) ] &&
+     { [ "$depth" = 0 ] || awk -v a="$oldest" -v s="$since" 'BEGIN {exit !(a + 0 < s - 1)}'; }; then
+    drained=1; break
+  fi
+  [ $SECONDS -lt $deadline ] || { log "drain deadline: queue depth $depth, oldest ${oldest}s, $missing tags not at the server"; break; }
+  sleep 3
+done
+sample
+status_json > "$W/status-end.json"
+if [ $drained = 1 ]; then log "drained after $((SECONDS - load_end))s (queue depth $depth, oldest queued ${oldest}s old)"; fi
+
+# ---- checks and summary.
+python3 - "$W" "$TAG" "$DURATION" "$kills" "$restarts" "$AUTH" "$AUTH_WHY" "$drained" <<'PY'
+import json, os, re, statistics, sys
+w, tag, duration, kills, restarts, auth_on, auth_why = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1", sys.argv[7]
+failed = [] if sys.argv[8] == "1" else ["shipperd's queue still held events from before the end of the load at the drain deadline"]
+def read_tags(name):
+    p = os.path.join(w, "tags." + name)
+    return [l.strip() for l in open(p)] if os.path.exists(p) else []
+procs, files, users = read_tags("proc"), read_tags("file"), read_tags("auth")
+conn_lines = read_tags("conn")
+listener = int(conn_lines[0].split()[1]) if conn_lines else 0
+clients = [int(l.split()[1]) for l in conn_lines[1:]]
+
+found = {"process": set(), "file": set(), "auth": set(), "network": set()}
+keys, dup_events, total, file_actions = set(), 0, 0, {}
+pat = re.compile(re.escape(tag) + r"[pfu][0-9-]+")
+for line in open(os.path.join(w, "received.tsv")):
+    batch, js = line.rstrip("\n").split("\t", 1)
+    p = json.loads(js)
+    total += 1
+    key = (p.get("stream_id"), p.get("seq"))
+    if key in keys:
+        dup_events += 1
+    keys.add(key)
+    kind, d = p.get("type"), p.get("details") or {}
+    # A process counts by its exec event, a file by its created event, a login by any auth event.
+    if (kind == "process" and d.get("action") == "exec") or (kind == "file" and d.get("action") == "created") or kind == "auth":
+        for m in pat.findall(js):
+            found[kind].add(m)
+    if kind == "file" and pat.search(js):
+        file_actions[d.get("action")] = file_actions.get(d.get("action"), 0) + 1
+    elif kind == "network":
+        lp, rp = d.get("local_port"), d.get("remote_port")
+        if lp == listener:
+            found["network"].add(rp)
+        elif rp == listener:
+            found["network"].add(lp)
+receptions = {}
+for line in open(os.path.join(w, "batches.tsv")):
+    b = line.split("\t")[0]
+    receptions[b] = receptions.get(b, 0) + 1
+resent = sum(1 for n in receptions.values() if n > 1)
+
+print()
+print("== soak summary: %ss, shipperd killed %s times, server restarted %s times ==" % (duration, kills, restarts))
+print("%-12s %10s %10s %8s" % ("kind", "generated", "delivered", "missing"))
+def row(kind, gen, got, strict=True, why=""):
+    missing = [g for g in gen if g not in got]
+    print("%-12s %10d %10d %8d %s" % (kind, len(gen), len(gen) - len(missing), len(missing), why))
+    if missing and strict:
+        failed.append("%s: %d of %d never delivered, e.g. %s" % (kind, len(missing), len(gen), missing[:3]))
+row("processes", procs, found["process"])
+row("files", files, found["file"], why="(tagged file events by action: %s)" % ", ".join("%s %d" % kv for kv in sorted(file_actions.items())))
+if auth_on:
+    row("logins", users, found["auth"])
+else:
+    print("%-12s %10s %10s %8s (skipped: %s)" % ("logins", "-", "-", "-", auth_why))
+row("connections", clients, found["network"])
+print("events at the server: %d in %d batches; distinct events %d, duplicates %d; batches received more than once %d" % (
+    total, sum(receptions.values()), len(keys), dup_events, resent))
+
+# Health reports: collector gaps (events collectord no longer held when shipperd came back),
+# queue drops, dead letters. Any non-zero value in any report fails (whether a counter starts
+# again with each incarnation or not, its largest value is non-zero exactly when one happened).
+gaps = dropped = dead = reports = 0
+hp = os.path.join(w, "health.jsonl")
+for l in open(hp) if os.path.exists(hp) else []:
+    m = json.loads(l).get("metrics", {})
+    reports += 1
+    gaps = max(gaps, m.get("collector_gaps_missed", 0))
+    dropped = max(dropped, m.get("events_dropped", 0))
+    dead = max(dead, m.get("events_dead_lettered", 0))
+print("shipperd health (%d reports): collector gaps missed %d, queue drops %d, dead-lettered %d (largest reported)" % (reports, gaps, dropped, dead))
+if reports == 0:
+    failed.append("no health report reached the server")
+for what, n in (("collector gaps", gaps), ("queue drops", dropped), ("dead-lettered", dead)):
+    if n:
+        failed.append("shipperd reported %d %s" % (n, what))
+
+# Resources.
+samples = []
+for l in open(os.path.join(w, "samples")):
+    t, crss, cfd, inc, srss, sfd = l.split()
+    samples.append((int(t), int(crss), int(cfd), int(inc), None if srss == "-" else int(srss), None if sfd == "-" else int(sfd)))
+def judge(name, series, rss_i, fd_i):
+    k = min(5, len(series) // 2)
+    if k < 2:
+        print("%s: %d samples after warm-up: too few to judge" % (name, len(series)))
+        return
+    med = lambda xs: statistics.median(xs)
+    r0, r1 = med([s[rss_i] for s in series[:k]]), med([s[rss_i] for s in series[-k:]])
+    f0, f1 = med([s[fd_i] for s in series[:k]]), med([s[fd_i] for s in series[-k:]])
+    ok_r, ok_f = r1 <= 1.10 * r0, f1 <= max(1.10 * f0, f0 + 2)
+    print("%s: RSS %.1f → %.1f MiB (%+.1f%%) %s; fds %g → %g %s  [median of first/last %d samples after warm-up]" % (
+        name, r0 / 1024, r1 / 1024, 100 * (r1 - r0) / r0, "ok" if ok_r else "GROWS", f0, f1, "ok" if ok_f else "GROWS", k))
+    if not ok_r:
+        failed.append("%s RSS grew %.1f → %.1f MiB" % (name, r0 / 1024, r1 / 1024))
+    if not ok_f:
+        failed.append("%s fds grew %g → %g" % (name, f0, f1))
+warm = duration / 10
+coll = [s for s in samples if s[0] >= warm]
+print("collectord: RSS first/last sample %.1f / %.1f MiB, fds %d / %d" % (samples[0][1] / 1024, samples[-1][1] / 1024, samples[0][2], samples[-1][2]))
+judge("collectord", coll, 1, 2)
+incs = sorted(set(s[3] for s in samples if s[4] is not None))
+ship = [s for s in samples if s[4] is not None]
+if ship:
+    print("shipperd: %d incarnations; RSS first/last sample %.1f / %.1f MiB, fds %d / %d" % (
+        len(incs), ship[0][4] / 1024, ship[-1][4] / 1024, ship[0][5], ship[-1][5]))
+short = []
+for inc in incs:
+    ss = [s for s in ship if s[3] == inc]
+    start = ss[0][0]
+    after = [s for s in ss if s[0] >= start + 30]
+    if len(after) >= 8:
+        judge("shipperd #%d" % inc, after, 4, 5)
+    else:
+        short.append("#%d (%d samples, peak %.1f MiB)" % (inc, len(ss), max(s[4] for s in ss) / 1024))
+if short:
+    print("shipperd incarnations too short to judge (< 8 samples after their first 30 s): " + ", ".join(short))
+
+print()
+if failed:
+    print("FAILED:")
+    for f in failed:
+        print("  - " + f)
+    sys.exit(1)
+print("all checks passed")
+PY
