@@ -6,7 +6,8 @@
 #
 #   scripts/test-install.sh [--bin-dir DIR]    (DIR is passed to install.sh)
 #
-# It refuses to run where sec-tracker is already installed. A pre-existing group sec-tracker (CI
+# It refuses to run where sec-tracker is already installed. State that local mode left in
+# /var/lib/sec-tracker is kept aside and put back at the end. A pre-existing group sec-tracker (CI
 # creates one for the cargo tests) is allowed: uninstall.sh removes it, and it is re-created with
 # its old gid at the end.
 set -uo pipefail
@@ -35,7 +36,7 @@ UNITS=(/etc/systemd/system/sec-tracker-collectord.service /etc/systemd/system/se
 PROFILES=(/etc/apparmor.d/usr.local.bin.collectord /etc/apparmor.d/usr.local.bin.shipperd /etc/apparmor.d/usr.local.bin.sec-trackerctl)
 OUTSIDER=st-outsider
 
-for p in $BIN/collectord $BIN/shipperd $CTL /etc/sec-tracker $STATE "${UNITS[@]}"; do
+for p in $BIN/collectord $BIN/shipperd $CTL /etc/sec-tracker "${UNITS[@]}"; do
   if [ -e "$p" ]; then echo "test-install.sh: $p exists: sec-tracker is installed here; refusing to test over it" >&2; exit 2; fi
 done
 if getent passwd sec-tracker >/dev/null; then
@@ -60,6 +61,7 @@ GROUP_MEMBERS=$(getent group sec-tracker | cut -d: -f4)
 OUTSIDER_CREATED=0
 DAEMON_PIDS=()
 FINISHED=0
+STATE_SAVED=
 
 finish() {
   [ "$FINISHED" = 1 ] && return
@@ -74,6 +76,9 @@ finish() {
     "$UNINSTALL" --purge >/dev/null 2>&1 || echo "cleanup: uninstall.sh --purge failed" >&2
   fi
   [ "$OUTSIDER_CREATED" = 1 ] && userdel "$OUTSIDER" 2>/dev/null
+  if [ -n "$STATE_SAVED" ] && [ ! -e "$STATE" ]; then
+    mv "$STATE_SAVED" "$STATE" || echo "cleanup: could not restore $STATE from $STATE_SAVED" >&2
+  fi
   if [ -n "$GROUP_BEFORE" ] && ! getent group sec-tracker >/dev/null; then
     groupadd --system -g "$GROUP_BEFORE" sec-tracker 2>/dev/null || groupadd --system sec-tracker
     [ -n "$GROUP_MEMBERS" ] && gpasswd -M "$GROUP_MEMBERS" sec-tracker >/dev/null
@@ -84,6 +89,14 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 trap 'bad "interrupted"; exit 1' INT TERM
+
+# Local mode (`sudo sec-trackerctl watch` with no daemons) keeps its file baseline and auth log
+# positions under $STATE without anything being installed: keep that state aside while the test
+# installs and purges, and put it back at the end.
+if [ -e "$STATE" ]; then
+  STATE_SAVED=$WORK/state-before
+  mv "$STATE" "$STATE_SAVED" || { echo "test-install.sh: cannot move $STATE aside" >&2; exit 2; }
+fi
 
 systemd_is_init() { [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 daemon_pid() {

@@ -107,9 +107,14 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 /// Bytes as a JSON string: exact when they are UTF-8 (JSON escapes control characters itself),
 /// otherwise the `escape_bytes` form.
 pub fn json_bytes(bytes: &[u8]) -> String {
+    json_text(bytes).into_owned()
+}
+
+/// [`json_bytes`], borrowing when the bytes are UTF-8.
+fn json_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => escape_bytes(bytes),
+        Ok(s) => s.into(),
+        Err(_) => escape_bytes(bytes).into(),
     }
 }
 
@@ -271,10 +276,7 @@ struct Bytes<'a>(&'a [u8]);
 
 impl Serialize for Bytes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(self.0) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.serialize_str(&escape_bytes(self.0)),
-        }
+        s.serialize_str(&json_text(self.0))
     }
 }
 
@@ -287,10 +289,7 @@ impl std::fmt::Display for Cmdline<'_> {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            match std::str::from_utf8(a) {
-                Ok(text) => f.write_str(text)?,
-                Err(_) => f.write_str(&escape_bytes(a))?,
-            }
+            f.write_str(&json_text(a))?;
         }
         Ok(())
     }

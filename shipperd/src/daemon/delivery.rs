@@ -150,9 +150,7 @@ async fn deliver(
                 if let Err(e) = shared.with_queue(move |q| q.ack(&batch_id)).await {
                     // The server has it; unsettled, it goes out again under the same id.
                     shared.set_error(format!("queue: {e}"));
-                    let batch_id = id.clone();
-                    let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
-                    shared.queued.notify_one();
+                    give_back(&shared, &id).await;
                 }
                 shared.batches_sent.fetch_add(1, Ordering::Relaxed);
                 shared.success();
@@ -207,8 +205,7 @@ async fn deliver(
                     }
                     Err(e) => {
                         shared.set_error(format!("queue: {e}"));
-                        let batch_id = id.clone();
-                        let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+                        give_back(&shared, &id).await;
                     }
                 }
                 shared.queued.notify_one();
@@ -223,13 +220,20 @@ async fn deliver(
                     .await
                 {
                     shared.set_error(format!("queue: {e}"));
-                    let batch_id = id.clone();
-                    let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+                    give_back(&shared, &id).await;
                 }
                 return;
             }
         }
     }
+}
+
+/// A batch that could not be settled in the queue goes back unsettled: the dispatcher hands it
+/// out again (same id) and is woken to do so.
+async fn give_back(shared: &Shared, batch_id: &str) {
+    let batch_id = batch_id.to_owned();
+    let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
+    shared.queued.notify_one();
 }
 
 /// When the next attempt may go out, shared by every sender: after a failure all of them wait,
