@@ -53,37 +53,20 @@ cd "$(dirname "$0")/.."
 for t in jq python3 openssl; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
 export PATH="$PATH:/usr/sbin:/sbin"
 
-echo "building (release)…" >&2
-# The same build in every benchmark script (and soak.sh), so running them one after the other
-# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
-# rebuild the workspace.
-scripts/bench/build.sh
-BIN=$PWD/target/release
-W=$(mktemp -d /tmp/sec-tracker-soak.XXXXXX)
+. scripts/bench/lib.sh
+bench_setup soak
+W=$WORK
+WAIT_LOG_DIR=$W
 TAG=s$$
 T0=$SECONDS
 RSYSLOG_STARTED=""
 SHIP_PID="" SRV_PID="" COLL_PID=""
 cleanup() {
-  local pids
-  mapfile -t pids < <(jobs -p)
-  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
   if [ -n "$RSYSLOG_STARTED" ]; then kill "$RSYSLOG_STARTED" 2>/dev/null || true; fi
-  if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
+  bench_cleanup
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
 log() { echo "[$(date -u +%H:%M:%S) +$((SECONDS - T0))s] $*"; }
-# wait_for <what> <timeout s> <command…>
-wait_for() {
-  local what=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    [ $SECONDS -ge $deadline ] && { log "timed out waiting for $what"; tail -n 5 "$W"/*.log >&2; exit 1; }
-    sleep 0.1
-  done
-}
 alive() { kill -0 "$1" 2>/dev/null; }
 tcp_open() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 status_json() { "$BIN/sec-trackerctl" --socket "$W/c.sock" --shipper-socket "$W/s.sock" status --json 2>/dev/null || true; }

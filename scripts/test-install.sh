@@ -54,6 +54,15 @@ quiet() { "$@" >/dev/null 2>&1; }
 # eq DESCRIPTION ACTUAL EXPECTED
 eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', expected '$3'"; fi; }
 
+# Local mode (`sudo sec-trackerctl watch` with no daemons) keeps its file baseline and auth log
+# positions under $STATE without anything being installed: that state is renamed aside (same
+# file system) while the test installs and purges, and put back at the end. Before the EXIT trap,
+# so that a failed rename exits without purging anything.
+STATE_SAVED=
+if [ -e "$STATE" ]; then
+  mv -T "$STATE" "$STATE.test-install.$$" || { echo "test-install.sh: cannot move $STATE aside" >&2; exit 2; }
+  STATE_SAVED=$STATE.test-install.$$
+fi
 WORK=$(mktemp -d /tmp/sec-tracker-test-install.XXXXXX)
 chmod 755 "$WORK"
 GROUP_BEFORE=$(getent group sec-tracker | cut -d: -f3)
@@ -61,7 +70,6 @@ GROUP_MEMBERS=$(getent group sec-tracker | cut -d: -f4)
 OUTSIDER_CREATED=0
 DAEMON_PIDS=()
 FINISHED=0
-STATE_SAVED=
 
 finish() {
   [ "$FINISHED" = 1 ] && return
@@ -76,8 +84,8 @@ finish() {
     "$UNINSTALL" --purge >/dev/null 2>&1 || echo "cleanup: uninstall.sh --purge failed" >&2
   fi
   [ "$OUTSIDER_CREATED" = 1 ] && userdel "$OUTSIDER" 2>/dev/null
-  if [ -n "$STATE_SAVED" ] && [ ! -e "$STATE" ]; then
-    mv "$STATE_SAVED" "$STATE" || echo "cleanup: could not restore $STATE from $STATE_SAVED" >&2
+  if [ -n "$STATE_SAVED" ] && ! { [ ! -e "$STATE" ] && mv -T "$STATE_SAVED" "$STATE"; }; then
+    echo "cleanup: could not put local mode's state back in $STATE; it is kept in $STATE_SAVED" >&2
   fi
   if [ -n "$GROUP_BEFORE" ] && ! getent group sec-tracker >/dev/null; then
     groupadd --system -g "$GROUP_BEFORE" sec-tracker 2>/dev/null || groupadd --system sec-tracker
@@ -89,14 +97,6 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 trap 'bad "interrupted"; exit 1' INT TERM
-
-# Local mode (`sudo sec-trackerctl watch` with no daemons) keeps its file baseline and auth log
-# positions under $STATE without anything being installed: keep that state aside while the test
-# installs and purges, and put it back at the end.
-if [ -e "$STATE" ]; then
-  STATE_SAVED=$WORK/state-before
-  mv "$STATE" "$STATE_SAVED" || { echo "test-install.sh: cannot move $STATE aside" >&2; exit 2; }
-fi
 
 systemd_is_init() { [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 daemon_pid() {

@@ -25,21 +25,8 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (the process connector needs CAP_NET_ADMIN)"; exit 1; }
 for t in forkstat jq; do command -v $t >/dev/null || { echo "missing $t: apt-get install forkstat jq"; exit 1; }; done
 
-# The same build in every benchmark script (and soak.sh), so running them one after the other
-# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
-# rebuild the workspace.
-scripts/bench/build.sh
-BIN=$PWD/target/release
-WORK=$(mktemp -d /tmp/sec-tracker-bench.XXXXXX)
-stop_jobs() {
-  local pids
-  mapfile -t pids < <(jobs -p)
-  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-cleanup() { stop_jobs; rm -rf "$WORK"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. scripts/bench/lib.sh
+bench_setup bench-exec-storm
 echo '{"monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}' > "$WORK/config.json"
 
 # bpftrace: usable when it can attach to the execve tracepoint (tracefs mounted, BPF allowed).
@@ -82,13 +69,10 @@ await_scans() {
     sleep 0.1
   done
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 printf "%-4s %-7s %-16s %-16s %-16s %-16s %-16s %-9s %-8s\n" run rate/s "sec-tracker" "forkstat" "forkstat -r" \
   "bpftrace" "poll 5s" "peak RSS" "CPU s/1k"
 printf "%-4s %-7s %-16s %-16s %-16s %-16s %-16s\n" "" "" capt/cmdl capt/cmdl capt/cmdl capt/cmdl capt/cmdl
-HZ=$(getconf CLK_TCK)
 for run in $(seq 1 "$RUNS"); do
   d="$WORK/run$run"; mkdir -p "$d"
   tag="storm$$r${run}x"
@@ -110,7 +94,7 @@ for run in $(seq 1 "$RUNS"); do
   "$BIN"/examples/exec_storm "$COUNT" "$tag" "$d/pids" "$PARALLEL" 2> "$d/storm.txt"
   await_marker "done-$tag" "${outs[@]}"
   after=$(cpu_ticks $cpid)
-  peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$cpid/status)
+  peak_kb=$(status_kib $cpid VmHWM)
   # Every storm process is gone by now; one more scan is all the poller could add.
   await_scans $(($(grep -c '^scan ' "$d/poll.txt") + 1)) "$d/poll.txt"
   stop_jobs
@@ -144,7 +128,7 @@ done
 echo
 echo "median of $RUNS runs, $COUNT execs each:"
 col() { awk -v c="$1" '$c != "-" {print $c}' "$WORK/results" | median; }
-pair() { if [ "$(col "$1")" = n/a ]; then echo "n/a"; else echo "$(col "$1")% / $(col "$2")%"; fi; }
+pair() { if [ "$(col "$1")" = - ]; then echo "n/a"; else echo "$(col "$1")% / $(col "$2")%"; fi; }
 echo "| | exec captured | full cmdline |"
 echo "|---|---|---|"
 echo "| sec-tracker (collectord + sec-trackerctl watch --json) | $(col 1)% | $(col 2)% |"

@@ -18,21 +18,8 @@ RUNS=${2:-${RUNS:-5}}
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 for t in inotifywait python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install inotify-tools python3"; exit 1; }; done
-# The same build in every benchmark script (and soak.sh), so running them one after the other
-# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
-# rebuild the workspace.
-scripts/bench/build.sh
-BIN=$PWD/target/release
-WORK=$(mktemp -d /tmp/sec-tracker-fbench.XXXXXX)
-stop_jobs() {
-  local pids
-  mapfile -t pids < <(jobs -p)
-  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-cleanup() { stop_jobs; rm -rf "$WORK"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. scripts/bench/lib.sh
+bench_setup bench-file-monitor
 
 STAMP='import sys,time
 for l in sys.stdin:
@@ -80,9 +67,6 @@ n = len(closes)
 print("%.1f %.1f %.1f %.1f %.1f %.1f" % (100 * len(ours) / n, q(ours.values(), .5), q(ours.values(), .99),
       100 * len(theirs) / n, q(theirs.values(), .5), q(theirs.values(), .99)))'
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-HZ=$(getconf CLK_TCK)
 printf "%-4s %-28s %-28s %-10s %-9s\n" run "sec-tracker seen / p50 / p99" "inotifywait seen / p50 / p99" "CPU s" "peak RSS"
 for run in $(seq 1 "$RUNS"); do
   d="$WORK/run$run"; tree="$d/tree"; mkdir -p "$tree"/d{0..9}
@@ -116,7 +100,7 @@ CFG
   gaps=$(grep -c '"type":"gap"' "$d/ours.txt" || true)
   overflows=$(grep -c "inotify queue overflowed" "$d/collectord.log" || true)
   [ "$gaps$overflows" = "00" ] || echo "run $run: $gaps gap lines, $overflows inotify overflows"
-  rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$cpid/status)
+  rss=$(status_mib $cpid VmHWM)
   stop_jobs
   read -r ours_pct ours50 ours99 th_pct th50 th99 < <(python3 -c "$ANALYSE" "$d/closes.txt" "$d/ours.txt" "$d/theirs.txt" "$tag")
   cpu=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN {printf "%.2f", t/hz}')

@@ -32,42 +32,8 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (the process connector needs CAP_NET_ADMIN)"; exit 1; }
 command -v jq >/dev/null || { echo "missing jq: apt-get install jq"; exit 1; }
 
-echo "building (release)…" >&2
-# The same build in every benchmark script (and soak.sh), so running them one after the other
-# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
-# rebuild the workspace.
-scripts/bench/build.sh
-BIN=$PWD/target/release
-HZ=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/sec-tracker-bench-overhead.XXXXXX)
-stop_jobs() {
-  local pids
-  mapfile -t pids < <(jobs -p)
-  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-cleanup() {
-  stop_jobs
-  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_for <what> <timeout s> <command…>: polls every 0.1 s; fails early when a daemon died.
-wait_for() {
-  local what=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    for p in "${PHASE_PIDS[@]}"; do
-      kill -0 "$p" 2>/dev/null || { echo "a process died waiting for $what; logs:" >&2; tail -n 5 "$D"/*.log >&2; exit 1; }
-    done
-    [ $SECONDS -ge $deadline ] && { echo "timed out waiting for $what" >&2; tail -n 5 "$D"/*.log >&2; exit 1; }
-    sleep 0.1
-  done
-}
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+. scripts/bench/lib.sh
+bench_setup bench-overhead
 status_json() { "$BIN/sec-trackerctl" --socket "$D/c.sock" --shipper-socket "$D/s.sock" status --json 2>/dev/null; }
 shipper_subscribed() { [ "$(status_json | jq -r '.shipper.collector_connected')" = true ]; }
 baseline_built() { grep -q "file monitor: inotify" "$D/collectord.log" 2>/dev/null; }
@@ -75,34 +41,34 @@ delivered() { tail -n 1 "$D/server.jsonl" 2>/dev/null | jq -r '.total_payloads /
 
 # phase <dir> <idle|exec|write>: prints "cpu_c rss_c hwm_c cpu_s rss_s hwm_s rate delivered depth"
 phase() {
-  D=$1; local kind=$2
+  D=$1; WAIT_LOG_DIR=$1; local kind=$2
   mkdir -p "$D/tree"
-  PHASE_PIDS=()
+  WATCHED_PIDS=()
   "$BIN/examples/bench_server" "$D/server" > "$D/server.jsonl" 2> "$D/server.log" &
-  PHASE_PIDS+=($!)
+  WATCHED_PIDS+=($!)
   wait_for "the server's config" 30 test -f "$D/server/config.json"
   jq --arg state "$D/cstate" --arg tree "$D/tree" --slurpfile s "$D/server/config.json" '
       .server.url = $s[0].server.url | .server.api_key = $s[0].server.api_key
     | .server.ca_file = $s[0].server.ca_file | .agent.id = "overhead-bench" | .agent.state_dir = $state
     | .monitoring.watch_paths += [$tree]' scripts/deb/config.json > "$D/config.json"
   "$BIN/collectord" --config "$D/config.json" --socket "$D/c.sock" > /dev/null 2> "$D/collectord.log" &
-  local cpid=$!; PHASE_PIDS+=("$cpid")
+  local cpid=$!; WATCHED_PIDS+=("$cpid")
   wait_for "collectord's socket" 30 test -S "$D/c.sock"
   wait_for "collectord's file baseline" 120 baseline_built
   "$BIN/shipperd" --config "$D/config.json" --collector-socket "$D/c.sock" --socket "$D/s.sock" \
     --state-dir "$D/sstate" --allow-root > /dev/null 2> "$D/shipperd.log" &
-  local spid=$!; PHASE_PIDS+=("$spid")
+  local spid=$!; WATCHED_PIDS+=("$spid")
   wait_for "shipperd to subscribe" 30 shipper_subscribed
   sleep "$SETTLE" # start-up transients (first system report, first scans) out of the window
   local n0 c0 s0 t0 t1 rate=-
-  n0=$(delivered); c0=$(ticks $cpid); s0=$(ticks $spid); t0=$EPOCHREALTIME
+  n0=$(delivered); c0=$(cpu_ticks $cpid); s0=$(cpu_ticks $spid); t0=$EPOCHREALTIME
   case $kind in
     idle) sleep "$SECS" ;;
     exec) "$BIN/examples/load_gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
     write) "$BIN/examples/load_gen" write "$D/tree/load" "$WRITE_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
   esac
   t1=$EPOCHREALTIME
-  local c1 s1; c1=$(ticks $cpid); s1=$(ticks $spid)
+  local c1 s1; c1=$(cpu_ticks $cpid); s1=$(cpu_ticks $spid)
   local out
   out=$(awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN {printf "%.1f %.1f", 100 * c / hz / (t1 - t0), 100 * s / hz / (t1 - t0)}')
@@ -111,7 +77,7 @@ phase() {
   # The server prints its count once a second: take it a second later, for the window's end.
   sleep 1.1
   local n1; n1=$(delivered)
-  echo "${out% *} $(mib $cpid VmRSS) $(mib $cpid VmHWM) ${out#* } $(mib $spid VmRSS) $(mib $spid VmHWM) ${rate:--} $((n1 - n0)) $depth"
+  echo "${out% *} $(status_mib $cpid VmRSS) $(status_mib $cpid VmHWM) ${out#* } $(status_mib $spid VmRSS) $(status_mib $spid VmHWM) ${rate:--} $((n1 - n0)) $depth"
   stop_jobs
 }
 

@@ -38,73 +38,41 @@ cd "$(dirname "$0")/../.."
 command -v jq >/dev/null || { echo "missing jq: apt-get install jq"; exit 1; }
 [ "$SECS" -gt $((WARMUP + 2)) ] || { echo "SECONDS_PER_RUN must exceed WARMUP + 2"; exit 1; }
 
-echo "building (release)…" >&2
-# The same build in every benchmark script (and soak.sh), so running them one after the other
-# builds once: another feature set (bins alone, without the examples' dev-dependencies) would
-# rebuild the workspace.
-scripts/bench/build.sh
-BIN=target/release
+. scripts/bench/lib.sh
+bench_setup bench-shipping
 ALLOW_ROOT=()
 [ "$(id -u)" = 0 ] && ALLOW_ROOT=(--allow-root)
-HZ=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/sec-tracker-bench-shipping.XXXXXX)
-cleanup() {
-  local pids
-  mapfile -t pids < <(jobs -p)
-  if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_for <what> <timeout s> <command…>: polls the condition every 0.1 s; fails early, with the
-# logs, when one of the processes of this run has died.
-wait_for() {
-  local what=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    for p in "${RUN_PIDS[@]}"; do
-      kill -0 "$p" 2>/dev/null || { echo "a process died waiting for $what; logs:" >&2; tail -n 5 "$D"/*.log >&2; exit 1; }
-    done
-    [ $SECONDS -ge $deadline ] && { echo "timed out waiting for $what" >&2; exit 1; }
-    sleep 0.1
-  done
-}
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # one_pass <dir> <seconds> [rate]: runs server, collector and shipperd; leaves figures in <dir>.
 one_pass() {
-  D=$1; local secs=$2 rate=${3:-}
+  D=$1; WAIT_LOG_DIR=$1; local secs=$2 rate=${3:-}
   mkdir -p "$D"
-  RUN_PIDS=()
+  WATCHED_PIDS=()
   "$BIN/examples/bench_server" "$D" --batch-size "$BATCH" --window "$WARMUP" $((secs - 1)) \
     > "$D/server.jsonl" 2> "$D/server.log" &
-  local spid=$!; RUN_PIDS+=("$spid")
+  local spid=$!; WATCHED_PIDS+=("$spid")
   wait_for "the server's config" 30 test -f "$D/config.json"
   "$BIN/examples/synthetic_collector" "$D/c.sock" --seconds "$secs" --pace-socket "$D/s.sock" \
     --max-ahead "$MAX_AHEAD" ${rate:+--rate "$rate"} > "$D/collector.out" 2> "$D/collector.log" &
-  local cpid=$!; RUN_PIDS+=("$cpid")
+  local cpid=$!; WATCHED_PIDS+=("$cpid")
   wait_for "the collector socket" 30 test -S "$D/c.sock"
   "$BIN/shipperd" --config "$D/config.json" --collector-socket "$D/c.sock" --socket "$D/s.sock" \
     --state-dir "$D/state" "${ALLOW_ROOT[@]}" 2> "$D/shipperd.log" &
-  local shpid=$!; RUN_PIDS+=("$shpid")
+  local shpid=$!; WATCHED_PIDS+=("$shpid")
   wait_for "the first batch at the server" 60 grep -q '"total_payloads":[1-9]' "$D/server.jsonl"
   wait_for "the window to open" $((WARMUP + 30)) grep -q '"window_open"' "$D/server.jsonl"
   local t0=$EPOCHREALTIME s0 c0 v0 b0
-  s0=$(ticks $shpid); c0=$(ticks $cpid); v0=$(ticks $spid); b0=$(busy_ticks)
+  s0=$(cpu_ticks $shpid); c0=$(cpu_ticks $cpid); v0=$(cpu_ticks $spid); b0=$(busy_ticks)
   local n0; n0=$(jq -r 'select(.window_open) | .window_open.total_payloads' "$D/server.jsonl")
   wait_for "the window to close" $((secs + 60)) grep -q '"window"' "$D/server.jsonl"
   local t1=$EPOCHREALTIME s1 c1 v1 b1
-  s1=$(ticks $shpid); c1=$(ticks $cpid); v1=$(ticks $spid); b1=$(busy_ticks)
+  s1=$(cpu_ticks $shpid); c1=$(cpu_ticks $cpid); v1=$(cpu_ticks $spid); b1=$(busy_ticks)
   local hwm rss
-  hwm=$(kib $shpid VmHWM); rss=$(kib $shpid VmRSS)
+  hwm=$(status_kib $shpid VmHWM); rss=$(status_kib $shpid VmRSS)
   wait_for "the collector's final count" 30 grep -q '^published' "$D/collector.out"
-  kill "${RUN_PIDS[@]}" 2>/dev/null || true
-  wait "${RUN_PIDS[@]}" 2>/dev/null || true
+  kill "${WATCHED_PIDS[@]}" 2>/dev/null || true
+  wait "${WATCHED_PIDS[@]}" 2>/dev/null || true
   local w; w=$(jq -c 'select(.window) | .window' "$D/server.jsonl")
   local n1; n1=$(jq -r '.total_payloads' <<< "$w")
   # shipperd CPU s per 100k events delivered between the two samples; CPU use in % of one core.

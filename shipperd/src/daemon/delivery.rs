@@ -63,6 +63,14 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
     while senders.join_next().await.is_some() {}
 }
 
+/// What the dispatcher found in the queue.
+enum Found {
+    /// A batch is due (`None`: every batch there is already in flight).
+    Due(Option<Batch>),
+    /// Not yet: `events` wait in no batch, the oldest for `age`.
+    NotYet { events: u64, age: Duration },
+}
+
 /// Waits until a batch is due and takes it: a batch recorded and not handed out (from before a
 /// restart, or half of a split one) at once; otherwise a full batch, or whatever waits once the
 /// oldest of it has waited `interval`. None when the wait ended for another reason (shutdown,
@@ -77,38 +85,42 @@ async fn next_due_batch(
         if shared.shutdown.is_cancelled() {
             return None;
         }
-        let waiting = match shared.with_queue(|q| q.waiting()).await {
-            Ok(w) => w,
+        // One visit to the queue thread decides and takes the batch.
+        let found = shared
+            .with_queue(move |q| {
+                let waiting = q.waiting()?;
+                let now_ns = sec_tracker_proto::json::now_ns();
+                let age = waiting
+                    .oldest_timestamp_ns
+                    .map(|t| Duration::from_nanos(now_ns.saturating_sub(t).max(0) as u64))
+                    .unwrap_or_default();
+                let due = waiting.unclaimed_batches > 0
+                    || waiting.events as usize >= batch_size
+                    || (waiting.events > 0 && age >= interval);
+                Ok(if due {
+                    Found::Due(q.next_batch(batch_size)?)
+                } else {
+                    Found::NotYet {
+                        events: waiting.events,
+                        age,
+                    }
+                })
+            })
+            .await;
+        let wait = match found {
+            Ok(Found::Due(batch)) => return batch,
+            Ok(Found::NotYet { events: 0, .. }) => {
+                if nothing_in_flight() {
+                    shared.set_state_if_ok("idle");
+                }
+                interval
+            }
+            Ok(Found::NotYet { age, .. }) => interval - age,
             Err(e) => {
                 shared.set_error(format!("queue: {e}"));
                 sleep_or_stop(shared, Duration::from_secs(1)).await;
                 return None;
             }
-        };
-        let age = waiting
-            .oldest_timestamp_ns
-            .map(|t| Duration::from_nanos((sec_tracker_proto::json::now_ns() - t).max(0) as u64))
-            .unwrap_or_default();
-        let due = waiting.unclaimed_batches > 0
-            || waiting.events as usize >= batch_size
-            || (waiting.events > 0 && age >= interval);
-        if due {
-            return match shared.with_queue(move |q| q.next_batch(batch_size)).await {
-                Ok(b) => b,
-                Err(e) => {
-                    shared.set_error(format!("queue: {e}"));
-                    sleep_or_stop(shared, Duration::from_secs(1)).await;
-                    None
-                }
-            };
-        }
-        if waiting.events == 0 && nothing_in_flight() {
-            shared.set_state_if_ok("idle");
-        }
-        let wait = if waiting.events == 0 {
-            interval
-        } else {
-            interval - age
         };
         tokio::select! {
             _ = shared.shutdown.cancelled() => return None,

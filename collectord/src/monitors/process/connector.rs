@@ -303,6 +303,73 @@ mod tests {
         );
     }
 
+    /// Datagrams received from this kernel (x86_64, 6.x) while a shell ran `id`, `sudo -u nobody
+    /// true` and a killed `sleep`; the expected values were read from the bytes with Python's
+    /// `struct` (`=IHHII`, `=IIIIHH`, `=IIQ`, `=6I`), not with this decoder.
+    #[test]
+    fn decodes_real_kernel_datagrams() {
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/proc_connector/");
+        let decode = |name: &str| {
+            let buf = std::fs::read(format!("{seeds}{name}")).unwrap();
+            let mut out = Vec::new();
+            assert_eq!(parse_datagram(&buf, &mut out), 0, "{name}");
+            out
+        };
+        assert_eq!(decode("real_ack"), [ProcEvent::Ack { err: 0 }]);
+        assert_eq!(
+            decode("real_fork"),
+            [ProcEvent::Fork {
+                parent_tgid: 13980,
+                child_pid: 14021,
+                child_tgid: 14021,
+                ts_ns: 32_080_668_778_496
+            }]
+        );
+        assert_eq!(
+            decode("real_exec"),
+            [ProcEvent::Exec {
+                pid: 14021,
+                tgid: 14021,
+                ts_ns: 32_080_669_322_819
+            }]
+        );
+        assert_eq!(
+            decode("real_uid"),
+            [ProcEvent::Uid {
+                pid: 14023,
+                tgid: 14023,
+                ruid: 0,
+                euid: 1,
+                ts_ns: 32_080_676_034_956
+            }]
+        );
+        assert_eq!(
+            decode("real_gid"),
+            [ProcEvent::Gid {
+                pid: 14023,
+                tgid: 14023,
+                rgid: 0,
+                egid: 65534,
+                ts_ns: 32_080_676_246_164
+            }]
+        );
+        // exit_signal is the signal the parent is sent: SIGCHLD (17).
+        assert_eq!(
+            decode("real_exit"),
+            [ProcEvent::Exit {
+                pid: 14022,
+                tgid: 14022,
+                exit_code: 0,
+                exit_signal: 17,
+                ts_ns: 32_080_671_373_969
+            }]
+        );
+        let both = decode("two_messages");
+        assert_eq!(both.len(), 2);
+        assert!(matches!(both[0], ProcEvent::Exec { pid: 14021, .. }));
+        assert!(matches!(both[1], ProcEvent::Exit { pid: 14022, .. }));
+    }
+
     #[test]
     fn truncated_and_garbage_input_is_counted_not_a_panic() {
         let good = datagram(PROC_EVENT_EXEC, &[7, 7]);

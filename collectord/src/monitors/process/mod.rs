@@ -17,10 +17,10 @@ use nix::time::{clock_gettime, ClockId};
 use sec_tracker_proto::v1::Severity;
 
 use super::{Monitor, MonitorContext, MonitorFuture};
-use connector::{Connector, ProcEvent, Recv};
+use connector::{Connector, Recv};
 use tracker::Tracker;
 
-pub use connector::parse_datagram;
+pub use connector::{parse_datagram, ProcEvent};
 
 pub const NAME: &str = "process_monitor";
 /// SCHED_FIFO priority of the reader: above every normal task, well below kernel threads.
