@@ -26,8 +26,11 @@
 #                after the warm-up (fds: or ≤ that + 2)
 #   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
 #                s) that has at least 8 samples after its first 30 s; shorter ones are listed, not
-#                judged; and no collector gap (events collectord no longer held when shipperd
-#                came back), per the health reports
+#                judged; its fds counted without its TCP connections to the server, which are
+#                pooled and bounded on their own: at every sample at most one per batch in flight
+#                (IN_FLIGHT in shipperd/src/daemon/delivery.rs) plus one for a health report; and
+#                no collector gap (events collectord no longer held when shipperd came back), per
+#                the health reports
 # and prints a summary: events generated/delivered per kind, duplicates, kills, server restarts,
 # RSS and fds first/last.
 #
@@ -247,16 +250,21 @@ auth_loop() {
   wait
 }
 
-# sample: one line of "t collectord_rss_kb collectord_fds shipperd_incarnation shipperd_rss_kb shipperd_fds".
+# sample: one line of "t collectord_rss_kb collectord_fds shipperd_incarnation shipperd_rss_kb
+# shipperd_fds shipperd_tcp": shipperd_tcp is how many of its fds are TCP sockets (its connections
+# to the server, pooled by reqwest: one per batch in flight plus one for a health report).
 sample() {
-  local t=$((SECONDS - T0)) crss cfd srss=- sfd=-
-  crss=$(awk '/^VmRSS:/ {print $2}' "/proc/$COLL_PID/status")
+  local t=$((SECONDS - T0)) crss cfd srss=- sfd=- stcp=-
+  crss=$(status_kib "$COLL_PID" VmRSS)
   cfd=$(find "/proc/$COLL_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
   if alive "$SHIP_PID"; then
-    srss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SHIP_PID/status" 2>/dev/null || echo -)
+    srss=$(status_kib "$SHIP_PID" VmRSS 2>/dev/null || echo -)
     sfd=$(find "/proc/$SHIP_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    stcp=$({ find "/proc/$SHIP_PID/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'
+             echo --; awk 'FNR > 1 {print $10}' /proc/net/tcp /proc/net/tcp6; } |
+           awk '$0 == "--" {tcp = 1; next} !tcp {mine[$0] = 1; next} $0 in mine {n++} END {print n + 0}')
   fi
-  echo "$t $crss $cfd $SHIP_INC ${srss:--} $sfd" >> "$W/samples"
+  echo "$t $crss $cfd $SHIP_INC ${srss:--} $sfd $stcp" >> "$W/samples"
 }
 
 # ---- start everything.
@@ -351,9 +359,12 @@ status_json > "$W/status-end.json"
 if [ $drained = 1 ]; then log "drained after $((SECONDS - load_end))s (queue depth $depth, oldest queued ${oldest}s old)"; fi
 
 # ---- checks and summary.
-python3 - "$W" "$TAG" "$DURATION" "$kills" "$restarts" "$AUTH" "$AUTH_WHY" "$drained" <<'PY'
+# shipperd's batches in flight, read from its source: the bound on its connections to the server.
+IN_FLIGHT=$(sed -n 's/^pub const IN_FLIGHT: usize = \([0-9]*\);$/\1/p' shipperd/src/daemon/delivery.rs)
+python3 - "$W" "$TAG" "$DURATION" "$kills" "$restarts" "$AUTH" "$AUTH_WHY" "$drained" "${IN_FLIGHT:?not found in delivery.rs}" <<'PY'
 import json, os, re, statistics, sys
 w, tag, duration, kills, restarts, auth_on, auth_why = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1", sys.argv[7]
+in_flight = int(sys.argv[9])
 failed = [] if sys.argv[8] == "1" else ["shipperd's queue still held events from before the end of the load at the drain deadline"]
 def read_tags(name):
     p = os.path.join(w, "tags." + name)
@@ -432,8 +443,11 @@ for what, n in (("collector gaps", gaps), ("queue drops", dropped), ("dead-lette
 # Resources.
 samples = []
 for l in open(os.path.join(w, "samples")):
-    t, crss, cfd, inc, srss, sfd = l.split()
-    samples.append((int(t), int(crss), int(cfd), int(inc), None if srss == "-" else int(srss), None if sfd == "-" else int(sfd)))
+    t, crss, cfd, inc, srss, sfd, stcp = l.split()
+    num = lambda v: None if v == "-" else int(v)
+    # shipperd's fds are judged without its TCP connections, which are bounded on their own below.
+    other = None if sfd == "-" else int(sfd) - int(stcp)
+    samples.append((int(t), int(crss), int(cfd), int(inc), num(srss), other, num(stcp)))
 def judge(name, series, rss_i, fd_i):
     k = min(5, len(series) // 2)
     if k < 2:
@@ -456,8 +470,16 @@ judge("collectord", coll, 1, 2)
 incs = sorted(set(s[3] for s in samples if s[4] is not None))
 ship = [s for s in samples if s[4] is not None]
 if ship:
-    print("shipperd: %d incarnations; RSS first/last sample %.1f / %.1f MiB, fds %d / %d" % (
+    print("shipperd: %d incarnations; RSS first/last sample %.1f / %.1f MiB, fds other than TCP %d / %d" % (
         len(incs), ship[0][4] / 1024, ship[-1][4] / 1024, ship[0][5], ship[-1][5]))
+    # Connections to the server: pooled, at most one per batch in flight and one for health. A
+    # socket left in CLOSE_WAIT after a server restart would still count here.
+    bound = in_flight + 1
+    most = max(s[6] for s in ship)
+    print("shipperd: TCP connections at most %d at any sample (bound: %d batches in flight + 1 health report = %d) %s" % (
+        most, in_flight, bound, "ok" if most <= bound else "GROWS"))
+    if most > bound:
+        failed.append("shipperd held %d TCP connections (bound %d)" % (most, bound))
 short = []
 for inc in incs:
     ss = [s for s in ship if s[3] == inc]
