@@ -15,8 +15,8 @@
 #        which QUICK=1 only sets when they are not set already.
 # Needs: root; forkstat, jq, inotify-tools, python3; bpftrace optional
 #        (apt-get install forkstat jq inotify-tools python3 bpftrace).
-# Full length (defaults) on 2 cores: roughly 15 min exec-storm, 5 min file-monitor,
-# 10 min shipping (5 × 100 s), 16 min overhead (5 × 3 × ~70 s).
+# Full length (defaults) on 2 cores, measured: under 1 min exec-storm, under 1 min file-monitor,
+# 9 min shipping (5 × 100 s + the queue test), 22 min overhead (5 × 3 × ~85 s); plus the build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (exec-storm, file-monitor and overhead need it)"; exit 1; }
