@@ -287,11 +287,16 @@ async fn outages_are_ridden_out_and_retry_after_is_respected() {
             times: Some(2),
         },
     ] {
+        let failures = s.log().matches("batch not delivered").count();
         s.server.set_mode(mode.clone()).await;
         let names = s.make_events(15);
         all.extend(names);
-        // Let the shipper hit the failure for a while, then recover.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Let the shipper hit the failure, then recover.
+        wait_for(
+            &format!("shipperd to fail under {mode:?}"),
+            Duration::from_secs(20),
+            || (s.log().matches("batch not delivered").count() > failures).then_some(()),
+        );
         s.server.set_mode(Mode::Accept).await;
         s.wait_delivered(&all, Duration::from_secs(60)).await;
     }
@@ -500,8 +505,8 @@ async fn a_full_queue_drops_the_oldest_and_reports_the_exact_count() {
     wait_for("drops", Duration::from_secs(30), || {
         s.log().contains("queue full").then_some(())
     });
-    // Give the collector time to deliver all 50 to the shipper.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Events still on their way from the collector are simply delivered after this: the check
+    // below holds either way.
     s.server.set_mode(Mode::Accept).await;
     // Health reports say exactly how many went: with what arrived, that is all 50.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -527,6 +532,78 @@ async fn a_full_queue_drops_the_oldest_and_reports_the_exact_count() {
         s.delivered_names().contains_key(&names[49]),
         "the newest event is kept"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_too_large_are_split_and_an_event_too_large_alone_is_set_aside() {
+    if !require_root("e2e_413") {
+        return;
+    }
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(&ca, setup(&cert, Path::new("ca"))).await;
+    // The size of an ordinary event as the server sees it, so that the limit below passes every
+    // ordinary event and refuses one whose file name is 240 bytes longer.
+    let first = s.make_events(10);
+    s.wait_delivered(&first, Duration::from_secs(30)).await;
+    let ordinary = s
+        .server
+        .payloads()
+        .iter()
+        .map(|p| p.to_string().len())
+        .max()
+        .unwrap();
+    let max_payloads = 4;
+    let before = s.server.batches().len();
+    s.server
+        .set_mode(Mode::Limit {
+            max_payloads,
+            max_payload_bytes: ordinary + 120,
+        })
+        .await;
+    let mut names = s.make_events(15);
+    let huge = format!("huge-{}-{}", std::process::id(), "h".repeat(240));
+    std::fs::write(s.tree.join(&huge), "x").unwrap();
+    names.extend(s.make_events(15));
+    // Batches of up to 20 are halved until the server takes them: every ordinary event arrives.
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    // The huge event, refused even alone, is set aside and counted, not retried forever.
+    wait_for(
+        "a health report counting one dead letter",
+        Duration::from_secs(20),
+        || {
+            s.server
+                .health_reports()
+                .iter()
+                .any(|h| h["metrics"]["events_dead_lettered"] == 1)
+                .then_some(())
+        },
+    );
+    assert!(
+        !s.delivered_names().contains_key(&huge),
+        "the oversized event was accepted"
+    );
+    let log = s.log();
+    assert!(log.contains("413: batch split in two"), "{log}");
+    assert!(log.contains("413 for a single event"), "{log}");
+    assert!(
+        s.server
+            .batches()
+            .iter()
+            .skip(before)
+            .all(|b| b.payloads.len() <= max_payloads),
+        "the server accepted a batch over its limit"
+    );
+    // Shipping goes on after it.
+    let later = s.make_events(5);
+    s.wait_delivered(&later, Duration::from_secs(20)).await;
+    let reports = s.server.health_reports().len();
+    wait_for("a later health report", Duration::from_secs(20), || {
+        (s.server.health_reports().len() > reports).then_some(())
+    });
+    let last = s.server.health_reports().last().cloned().unwrap();
+    assert_eq!(last["metrics"]["events_dead_lettered"], 1, "{last}");
+    s.assert_duplicates_are_resent_batches();
 }
 
 #[test]

@@ -202,25 +202,30 @@ async fn deliver(
             }
             Outcome::TooLarge => {
                 let batch_id = id.clone();
-                match shared.with_queue(move |q| q.split(&batch_id)).await {
+                let settled = match shared.with_queue(move |q| q.split(&batch_id)).await {
                     Ok(true) => {
-                        tracing::info!(events = payloads.len(), "413: batch split in two")
+                        tracing::info!(events = payloads.len(), "413: batch split in two");
+                        Ok(())
                     }
                     Ok(false) => {
                         tracing::error!(
                             "413 for a single event: set aside in the dead-letter table"
                         );
                         let batch_id = id.clone();
-                        let _ = shared
+                        shared
                             .with_queue(move |q| q.dead_letter(&batch_id, 413, "payload too large"))
-                            .await;
+                            .await
                     }
+                    Err(e) => Err(e),
+                };
+                match settled {
+                    // The halves (or the next batch) are due now.
+                    Ok(()) => shared.queued.notify_one(),
                     Err(e) => {
                         shared.set_error(format!("queue: {e}"));
                         give_back(&shared, &id).await;
                     }
                 }
-                shared.queued.notify_one();
                 return;
             }
             Outcome::Rejected { status, reason } => {

@@ -172,6 +172,12 @@ pub enum Mode {
     RefuseConnections,
     /// Answer 401 to everything.
     Unauthorized,
+    /// Accept, but answer 413 to a batch of more than `max_payloads` payloads or with a payload
+    /// whose JSON is longer than `max_payload_bytes`, as servers that cap request and event size do.
+    Limit {
+        max_payloads: usize,
+        max_payload_bytes: usize,
+    },
 }
 
 /// What [`TestServer::start_with`] can change.
@@ -537,7 +543,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply, In
     let forced: Option<Reply> = {
         let mut mode = shared.mode();
         let (forced, used_up) = match &mut *mode {
-            Mode::Accept | Mode::RefuseConnections => (None, false),
+            Mode::Accept | Mode::RefuseConnections | Mode::Limit { .. } => (None, false),
             Mode::Stall => (None, false),
             Mode::Unauthorized => (Some(reply(401, json!({"error": "invalid API key"}))), false),
             Mode::FailStatus { status, times } => (
@@ -572,6 +578,35 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply, In
         .requests
         .push(record(Some(response.status().as_u16())));
     Ok(response)
+}
+
+/// The 413 for a batch over [`ServerOptions::max_payloads`] or the limits of [`Mode::Limit`];
+/// `sizes` are the lengths of its payloads' JSON.
+fn too_large(shared: &Shared, sizes: &[usize]) -> Option<Reply> {
+    let (mode_count, max_bytes) = match *shared.mode() {
+        Mode::Limit {
+            max_payloads,
+            max_payload_bytes,
+        } => (Some(max_payloads), Some(max_payload_bytes)),
+        _ => (None, None),
+    };
+    let max_count = match (shared.opts.max_payloads, mode_count) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(max) = max_count.filter(|&max| sizes.len() > max) {
+        return Some(reply(
+            413,
+            json!({"error": format!("at most {max} payloads")}),
+        ));
+    }
+    if let Some(max) = max_bytes.filter(|&max| sizes.iter().any(|&n| n > max)) {
+        return Some(reply(
+            413,
+            json!({"error": format!("a payload is over {max} bytes")}),
+        ));
+    }
+    None
 }
 
 /// Counts down a `times`; true when that was the last one.
@@ -631,10 +666,9 @@ fn accept(
             Ok(v) => v,
             Err(e) => return reply(400, json!({"error": format!("invalid batch: {e}")})),
         };
-        if let Some(max) = shared.opts.max_payloads {
-            if doc.payloads.len() > max {
-                return reply(413, json!({"error": format!("at most {max} payloads")}));
-            }
+        let sizes: Vec<usize> = doc.payloads.iter().map(|p| p.get().len()).collect();
+        if let Some(r) = too_large(shared, &sizes) {
+            return r;
         }
         let n = doc.payloads.len();
         shared.state().batches.push(ReceivedBatch {
@@ -660,10 +694,9 @@ fn accept(
     let Some(payloads) = doc.get("payloads").and_then(Value::as_array) else {
         return reply(400, json!({"error": "payloads must be a list"}));
     };
-    if let Some(max) = shared.opts.max_payloads {
-        if payloads.len() > max {
-            return reply(413, json!({"error": format!("at most {max} payloads")}));
-        }
+    let sizes: Vec<usize> = payloads.iter().map(|p| p.to_string().len()).collect();
+    if let Some(r) = too_large(shared, &sizes) {
+        return r;
     }
     let text = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let batch = ReceivedBatch {
