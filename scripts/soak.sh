@@ -25,8 +25,13 @@
 #                of the run, the median of the last 5 samples ≤ 1.10 × the median of the first 5
 #                after the warm-up (fds: or ≤ that + 2)
 #   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
-#                s) that has at least 8 samples after its first 30 s; shorter ones are listed, not
-#                judged; its fds counted without its TCP connections to the server, which are
+#                s), whose warm-up ends 60 s after the first server outage it lived through: the
+#                catch-up after an outage (a backlog sent as full batches, IN_FLIGHT at a time, on
+#                a full connection pool) is its high-water mark, so it is judged from there on,
+#                across the later outages of its life; an incarnation with fewer than 8 samples
+#                after its warm-up is listed, not judged. Across incarnations: the last judged
+#                one's settled RSS (median after warm-up) ≤ 1.10 × the first's. Its fds are
+#                counted without its TCP connections to the server, which are
 #                pooled and bounded on their own: at every sample at most one per batch in flight
 #                (IN_FLIGHT in shipperd/src/daemon/delivery.rs) plus one for a health report; and
 #                no collector gap (events collectord no longer held when shipperd came back), per
@@ -35,14 +40,14 @@
 # RSS and fds first/last.
 #
 # Usage: sudo scripts/soak.sh
-# Env:   DURATION=1800 SHIPPER_KILL_EVERY=180 SERVER_RESTART_EVERY=300 SERVER_DOWN=10
+# Env:   DURATION=1800 SHIPPER_KILL_EVERY=300 SERVER_RESTART_EVERY=120 SERVER_DOWN=10
 #        PROC_RATE=20 FILE_RATE=20 AUTH_EVERY=5 CONN_EVERY=1 SAMPLE_EVERY=10 DRAIN_TIMEOUT=300
 #        KEEP=1 (keep the work directory: logs, samples, what the server received)
 # Needs: root, jq, python3, openssl; for logins sshd, sshpass, rsyslogd (.ci/run installs them).
 set -euo pipefail
 DURATION=${DURATION:-1800}
-KILL_EVERY=${SHIPPER_KILL_EVERY:-180}
-RESTART_EVERY=${SERVER_RESTART_EVERY:-300}
+KILL_EVERY=${SHIPPER_KILL_EVERY:-300}
+RESTART_EVERY=${SERVER_RESTART_EVERY:-120}
 SERVER_DOWN=${SERVER_DOWN:-10}
 PROC_RATE=${PROC_RATE:-20}
 FILE_RATE=${FILE_RATE:-20}
@@ -311,6 +316,7 @@ while [ $((SECONDS - T0)) -lt "$DURATION" ]; do
   fi
   if [ -n "$server_back" ] && [ "$t" -ge "$server_back" ]; then
     start_server; server_back=""; log "server up again"
+    echo $((SECONDS - T0)) >> "$W/server-up"
   fi
   alive "$SHIP_PID" || { log "shipperd died unasked"; tail -n 20 "$W/shipperd.log"; exit 1; }
   sleep 1
@@ -480,17 +486,32 @@ if ship:
         most, in_flight, bound, "ok" if most <= bound else "GROWS"))
     if most > bound:
         failed.append("shipperd held %d TCP connections (bound %d)" % (most, bound))
-short = []
+# Each incarnation is judged after its warm-up: 60 s past the first server return in its life.
+up = os.path.join(w, "server-up")
+returns = [int(l) for l in open(up)] if os.path.exists(up) else []
+short, settled = [], []
 for inc in incs:
     ss = [s for s in ship if s[3] == inc]
-    start = ss[0][0]
-    after = [s for s in ss if s[0] >= start + 30]
+    start, end = ss[0][0], ss[-1][0]
+    back = [r for r in returns if start <= r <= end]
+    after = [s for s in ss if back and s[0] >= back[0] + 60]
     if len(after) >= 8:
         judge("shipperd #%d" % inc, after, 4, 5)
+        settled.append((inc, statistics.median(s[4] for s in after)))
     else:
-        short.append("#%d (%d samples, peak %.1f MiB)" % (inc, len(ss), max(s[4] for s in ss) / 1024))
+        short.append("#%d (%ds, %s, peak %.1f MiB)" % (inc, end - start,
+            "%d samples after warm-up" % len(after) if back else "no server outage", max(s[4] for s in ss) / 1024))
 if short:
-    print("shipperd incarnations too short to judge (< 8 samples after their first 30 s): " + ", ".join(short))
+    print("shipperd incarnations not judged (< 8 samples after warm-up): " + ", ".join(short))
+if len(settled) >= 2:
+    (i0, r0), (i1, r1) = settled[0], settled[-1]
+    ok = r1 <= 1.10 * r0
+    print("shipperd across incarnations: settled RSS #%d %.1f MiB → #%d %.1f MiB (%+.1f%%) %s  [median after warm-up]" % (
+        i0, r0 / 1024, i1, r1 / 1024, 100 * (r1 - r0) / r0, "ok" if ok else "GROWS"))
+    if not ok:
+        failed.append("shipperd's settled RSS grew across incarnations %.1f → %.1f MiB" % (r0 / 1024, r1 / 1024))
+else:
+    failed.append("fewer than 2 shipperd incarnations could be judged (lengthen DURATION or SHIPPER_KILL_EVERY)")
 
 print()
 if failed:
