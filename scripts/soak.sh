@@ -25,13 +25,16 @@
 #                of the run, the median of the last 5 samples ≤ 1.10 × the median of the first 5
 #                after the warm-up (fds: or ≤ that + 2)
 #   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
-#                s), whose warm-up ends 60 s after the first server outage it lived through: the
-#                catch-up after an outage (a backlog sent as full batches, IN_FLIGHT at a time, on
-#                a full connection pool) is its high-water mark, so it is judged from there on,
-#                across the later outages of its life; an incarnation with fewer than 8 samples
-#                after its warm-up is listed, not judged. Across incarnations: the last judged
-#                one's settled RSS (median after warm-up) ≤ 1.10 × the first's. Its fds are
-#                counted without its TCP connections to the server, which are
+#                s), whose warm-up ends 60 s after the second server outage it lived through:
+#                much of shipperd's RSS is its own executable's pages (RssFile, bounded by the
+#                binary), faulted in as code paths are first used, and an outage's error, retry
+#                and reconnect paths and the catch-up after it (a backlog sent IN_FLIGHT batches
+#                at a time on a full connection pool) are used first then; the first outage may
+#                find nothing queued. It is judged from there on, across the later outages of its
+#                life; an incarnation with fewer than 8 samples after its warm-up is listed, not
+#                judged. Across incarnations: the last judged one's settled RSS (median after
+#                warm-up) ≤ 1.10 × the first's. RssAnon and RssFile are sampled too and printed
+#                beside each verdict. Its fds are counted without its TCP connections to the server, which are
 #                pooled and bounded on their own: at every sample at most one per batch in flight
 #                (IN_FLIGHT in shipperd/src/daemon/delivery.rs) plus one for a health report; and
 #                no collector gap (events collectord no longer held when shipperd came back), per
@@ -40,13 +43,13 @@
 # RSS and fds first/last.
 #
 # Usage: sudo scripts/soak.sh
-# Env:   DURATION=1800 SHIPPER_KILL_EVERY=300 SERVER_RESTART_EVERY=120 SERVER_DOWN=10
+# Env:   DURATION=1800 SHIPPER_KILL_EVERY=600 SERVER_RESTART_EVERY=120 SERVER_DOWN=10
 #        PROC_RATE=20 FILE_RATE=20 AUTH_EVERY=5 CONN_EVERY=1 SAMPLE_EVERY=10 DRAIN_TIMEOUT=300
 #        KEEP=1 (keep the work directory: logs, samples, what the server received)
 # Needs: root, jq, python3, openssl; for logins sshd, sshpass, rsyslogd (.ci/run installs them).
 set -euo pipefail
 DURATION=${DURATION:-1800}
-KILL_EVERY=${SHIPPER_KILL_EVERY:-300}
+KILL_EVERY=${SHIPPER_KILL_EVERY:-600}
 RESTART_EVERY=${SERVER_RESTART_EVERY:-120}
 SERVER_DOWN=${SERVER_DOWN:-10}
 PROC_RATE=${PROC_RATE:-20}
@@ -256,20 +259,23 @@ auth_loop() {
 }
 
 # sample: one line of "t collectord_rss_kb collectord_fds shipperd_incarnation shipperd_rss_kb
-# shipperd_fds shipperd_tcp": shipperd_tcp is how many of its fds are TCP sockets (its connections
-# to the server, pooled by reqwest: one per batch in flight plus one for a health report).
+# shipperd_fds shipperd_tcp shipperd_anon_kb shipperd_file_kb": shipperd_tcp is how many of its fds
+# are TCP sockets (its connections to the server, pooled by reqwest: one per batch in flight plus
+# one for a health report).
 sample() {
-  local t=$((SECONDS - T0)) crss cfd srss=- sfd=- stcp=-
+  local t=$((SECONDS - T0)) crss cfd srss=- sfd=- stcp=- sanon=- sfile=-
   crss=$(status_kib "$COLL_PID" VmRSS)
   cfd=$(find "/proc/$COLL_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
   if alive "$SHIP_PID"; then
     srss=$(status_kib "$SHIP_PID" VmRSS 2>/dev/null || echo -)
+    sanon=$(status_kib "$SHIP_PID" RssAnon 2>/dev/null || echo -)
+    sfile=$(status_kib "$SHIP_PID" RssFile 2>/dev/null || echo -)
     sfd=$(find "/proc/$SHIP_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
     stcp=$({ find "/proc/$SHIP_PID/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'
              echo --; awk 'FNR > 1 {print $10}' /proc/net/tcp /proc/net/tcp6; } |
            awk '$0 == "--" {tcp = 1; next} !tcp {mine[$0] = 1; next} $0 in mine {n++} END {print n + 0}')
   fi
-  echo "$t $crss $cfd $SHIP_INC ${srss:--} $sfd $stcp" >> "$W/samples"
+  echo "$t $crss $cfd $SHIP_INC ${srss:--} $sfd $stcp ${sanon:--} ${sfile:--}" >> "$W/samples"
 }
 
 # ---- start everything.
@@ -449,12 +455,12 @@ for what, n in (("collector gaps", gaps), ("queue drops", dropped), ("dead-lette
 # Resources.
 samples = []
 for l in open(os.path.join(w, "samples")):
-    t, crss, cfd, inc, srss, sfd, stcp = l.split()
+    t, crss, cfd, inc, srss, sfd, stcp, sanon, sfile = l.split()
     num = lambda v: None if v == "-" else int(v)
     # shipperd's fds are judged without its TCP connections, which are bounded on their own below.
     other = None if sfd == "-" else int(sfd) - int(stcp)
-    samples.append((int(t), int(crss), int(cfd), int(inc), num(srss), other, num(stcp)))
-def judge(name, series, rss_i, fd_i):
+    samples.append((int(t), int(crss), int(cfd), int(inc), num(srss), other, num(stcp), num(sanon), num(sfile)))
+def judge(name, series, rss_i, fd_i, parts=""):
     k = min(5, len(series) // 2)
     if k < 2:
         print("%s: %d samples after warm-up: too few to judge" % (name, len(series)))
@@ -463,8 +469,8 @@ def judge(name, series, rss_i, fd_i):
     r0, r1 = med([s[rss_i] for s in series[:k]]), med([s[rss_i] for s in series[-k:]])
     f0, f1 = med([s[fd_i] for s in series[:k]]), med([s[fd_i] for s in series[-k:]])
     ok_r, ok_f = r1 <= 1.10 * r0, f1 <= max(1.10 * f0, f0 + 2)
-    print("%s: RSS %.1f → %.1f MiB (%+.1f%%) %s; fds %g → %g %s  [median of first/last %d samples after warm-up]" % (
-        name, r0 / 1024, r1 / 1024, 100 * (r1 - r0) / r0, "ok" if ok_r else "GROWS", f0, f1, "ok" if ok_f else "GROWS", k))
+    print("%s: RSS %.1f → %.1f MiB (%+.1f%%) %s; fds %g → %g %s  [median of first/last %d samples after warm-up]%s" % (
+        name, r0 / 1024, r1 / 1024, 100 * (r1 - r0) / r0, "ok" if ok_r else "GROWS", f0, f1, "ok" if ok_f else "GROWS", k, parts))
     if not ok_r:
         failed.append("%s RSS grew %.1f → %.1f MiB" % (name, r0 / 1024, r1 / 1024))
     if not ok_f:
@@ -486,7 +492,7 @@ if ship:
         most, in_flight, bound, "ok" if most <= bound else "GROWS"))
     if most > bound:
         failed.append("shipperd held %d TCP connections (bound %d)" % (most, bound))
-# Each incarnation is judged after its warm-up: 60 s past the first server return in its life.
+# Each incarnation is judged after its warm-up: 60 s past the second server return in its life.
 up = os.path.join(w, "server-up")
 returns = [int(l) for l in open(up)] if os.path.exists(up) else []
 short, settled = [], []
@@ -494,13 +500,16 @@ for inc in incs:
     ss = [s for s in ship if s[3] == inc]
     start, end = ss[0][0], ss[-1][0]
     back = [r for r in returns if start <= r <= end]
-    after = [s for s in ss if back and s[0] >= back[0] + 60]
+    after = [s for s in ss if len(back) >= 2 and s[0] >= back[1] + 60]
     if len(after) >= 8:
-        judge("shipperd #%d" % inc, after, 4, 5)
+        mib = lambda i, xs: "%.1f" % (statistics.median(s[i] for s in xs) / 1024)
+        k = min(5, len(after) // 2)
+        judge("shipperd #%d" % inc, after, 4, 5, "; of it anon %s → %s, file %s → %s MiB" % (
+            mib(7, after[:k]), mib(7, after[-k:]), mib(8, after[:k]), mib(8, after[-k:])))
         settled.append((inc, statistics.median(s[4] for s in after)))
     else:
         short.append("#%d (%ds, %s, peak %.1f MiB)" % (inc, end - start,
-            "%d samples after warm-up" % len(after) if back else "no server outage", max(s[4] for s in ss) / 1024))
+            "%d samples after warm-up" % len(after) if len(back) >= 2 else "%d server outages" % len(back), max(s[4] for s in ss) / 1024))
 if short:
     print("shipperd incarnations not judged (< 8 samples after warm-up): " + ", ".join(short))
 if len(settled) >= 2:
