@@ -24,7 +24,9 @@ pub fn sha256_file(path: &Path, size_hint: u64, limit: u64) -> Hashed {
         return Hashed::Unavailable;
     };
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Sized to the file (most watched files are small): zeroing 64 KiB for each would cost more
+    // than hashing it.
+    let mut buf = vec![0u8; size_hint.saturating_add(1).clamp(4096, 64 * 1024) as usize];
     // The file may grow while we read it; never read past the limit.
     let mut reader = file.take(limit.saturating_add(1));
     let mut total = 0u64;
@@ -79,6 +81,15 @@ mod tests {
         );
         assert_eq!(from_hex(&hex(&d)), Some(d));
         assert!(matches!(sha256_file(&p, 3, 2), Hashed::TooLarge));
+        // A file that grew after its size was taken is still read to its end (the buffer is
+        // sized from the hint), and one over the limit by then is not hashed.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &big).unwrap();
+        let Hashed::Digest(grown) = sha256_file(&p, 3, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(grown, <[u8; 32]>::from(Sha256::digest(&big)));
+        assert!(matches!(sha256_file(&p, 3, 100_000), Hashed::TooLarge));
         assert!(matches!(
             sha256_file(&dir.path().join("nope"), 0, 10),
             Hashed::Unavailable
