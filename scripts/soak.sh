@@ -26,16 +26,17 @@
 #                after the warm-up (fds: or ≤ that + 2)
 #   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
 #                s), whose warm-up ends 60 s after the second server outage it lived through:
-#                much of shipperd's RSS is its own executable's pages (RssFile, bounded by the
-#                binary), faulted in as code paths are first used, and an outage's error, retry
-#                and reconnect paths and the catch-up after it (a backlog sent IN_FLIGHT batches
-#                at a time on a full connection pool) are used first then; the first outage may
-#                find nothing queued. It is judged from there on, across the later outages of its
-#                life; an incarnation with fewer than 8 samples after its warm-up is listed, not
-#                judged. Across incarnations: the last judged one's settled RSS (median after
-#                warm-up) ≤ 1.10 × the first's. RssAnon and RssFile are sampled too and printed
-#                beside each verdict. Its fds are counted without its TCP connections to the server, which are
-#                pooled and bounded on their own: at every sample at most one per batch in flight
+#                about 9.5 MiB of shipperd's RSS is its own executable's pages (RssFile), faulted
+#                in as code paths are first used (an outage's error, retry and reconnect paths
+#                among them), and its heap (RssAnon, 3-5 MiB) rises with the catch-up after an
+#                outage (a backlog sent IN_FLIGHT batches at a time on a full connection pool)
+#                and falls back after it; the first outage may find nothing queued. It is judged
+#                from there on, across the later outages of its life; an incarnation with fewer
+#                than 8 samples after its warm-up is listed, not judged. Across incarnations: the
+#                last judged one's settled RSS (median after warm-up) ≤ 1.10 × the first's.
+#                RssAnon and RssFile are sampled too and printed beside each verdict. Its fds are
+#                counted without its TCP connections to the server, which are pooled and bounded
+#                on their own: at every sample at most one per batch in flight
 #                (IN_FLIGHT in shipperd/src/daemon/delivery.rs) plus one for a health report; and
 #                no collector gap (events collectord no longer held when shipperd came back), per
 #                the health reports
