@@ -26,14 +26,16 @@
 #                after the warm-up (fds: or ≤ that + 2)
 #   shipperd     the same rule within each incarnation (it is restarted every SHIPPER_KILL_EVERY
 #                s), whose warm-up ends 60 s after the second server outage it lived through:
-#                about 9.5 MiB of shipperd's RSS is its own executable's pages (RssFile), faulted
+#                about 9.2–9.5 MiB of shipperd's RSS is its own executable's pages (RssFile), faulted
 #                in as code paths are first used (an outage's error, retry and reconnect paths
-#                among them), and its heap (RssAnon, 3-5 MiB) rises with the catch-up after an
+#                among them), and its heap (RssAnon, 3–6 MiB) rises with the catch-up after an
 #                outage (a backlog sent IN_FLIGHT batches at a time on a full connection pool)
 #                and falls back after it; the first outage may find nothing queued. It is judged
 #                from there on, across the later outages of its life; an incarnation with fewer
 #                than 8 samples after its warm-up is listed, not judged. Across incarnations: the
-#                last judged one's settled RSS (median after warm-up) ≤ 1.10 × the first's.
+#                last judged one's settled RSS (median after warm-up) ≤ 1.10 × the first's. A run
+#                with fewer than 2 judged incarnations fails: each needs 2 server outages, 60 s
+#                and 8 samples (so DURATION well above 2 × SHIPPER_KILL_EVERY, or shorter kills).
 #                RssAnon and RssFile are sampled too and printed beside each verdict. Its fds are
 #                counted without its TCP connections to the server, which are pooled and bounded
 #                on their own: at every sample at most one per batch in flight
@@ -503,7 +505,9 @@ for inc in incs:
     back = [r for r in returns if start <= r <= end]
     after = [s for s in ss if len(back) >= 2 and s[0] >= back[1] + 60]
     if len(after) >= 8:
-        mib = lambda i, xs: "%.1f" % (statistics.median(s[i] for s in xs) / 1024)
+        def mib(i, xs):
+            vs = [s[i] for s in xs if s[i] is not None]
+            return "%.1f" % (statistics.median(vs) / 1024) if vs else "-"
         k = min(5, len(after) // 2)
         judge("shipperd #%d" % inc, after, 4, 5, "; of it anon %s → %s, file %s → %s MiB" % (
             mib(7, after[:k]), mib(7, after[-k:]), mib(8, after[:k]), mib(8, after[-k:])))
@@ -521,7 +525,7 @@ if len(settled) >= 2:
     if not ok:
         failed.append("shipperd's settled RSS grew across incarnations %.1f → %.1f MiB" % (r0 / 1024, r1 / 1024))
 else:
-    failed.append("fewer than 2 shipperd incarnations could be judged (lengthen DURATION or SHIPPER_KILL_EVERY)")
+    failed.append("fewer than 2 shipperd incarnations could be judged (each needs 2 server outages + 60 s + 8 samples: lengthen DURATION or shorten SHIPPER_KILL_EVERY)")
 
 print()
 if failed:

@@ -10,11 +10,12 @@
 //! | transport error, timeout, 408, 429, 5xx | retry with backoff (Retry-After honoured); after `server.retry_max` attempts the batch waits a report interval, kept |
 //! | TLS / certificate failure | nothing sent; retry slowly, reported as the last error |
 //! | 401, 403 | pause sending (events kept), retry every report interval |
-//! | 413 | split the batch in two and send the halves |
+//! | 413 | split the batch in two and send the halves; a single event: dead-lettered |
 //! | other 4xx | the batch is set aside in the dead-letter table and reported |
 //!
 //! A failure pauses every sender, not only the one that saw it ([`Gate`]): a server that is down
-//! or asked for `Retry-After` gets one attempt at a time, not one per batch in flight. Batches in
+//! or asked for `Retry-After` gets one attempt at a time, not one per batch in flight. So does a
+//! queue that cannot record what the server said (a full or failing disk). Batches in
 //! flight together can arrive in any order; each event carries its `seq` and timestamp.
 
 use std::sync::atomic::Ordering;
@@ -24,12 +25,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Shared;
-use crate::queue::Batch;
+use crate::queue::{Batch, QueueError};
 use crate::sender::{Backoff, Outcome, Sender};
 
 /// Batches sent at the same time at most. Enough to keep the link busy while the server parses
 /// a batch; more only adds memory (a batch in flight is held whole).
 pub const IN_FLIGHT: usize = 3;
+
+/// How long every sender waits after the queue failed to record a batch's outcome: the batch is
+/// sent again, and without a pause a failing disk would have it sent at network speed.
+const UNSETTLED_PAUSE: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
     let batch_size = shared.config.server.batch_size as usize;
@@ -158,16 +163,14 @@ async fn deliver(
         let started = Instant::now();
         match sender.send_batch(&id, &payloads).await {
             Outcome::Delivered => {
-                let batch_id = id.clone();
-                if let Err(e) = shared.with_queue(move |q| q.ack(&batch_id)).await {
-                    // The server has it; unsettled, it goes out again under the same id.
-                    shared.set_error(format!("queue: {e}"));
-                    give_back(&shared, &id).await;
-                }
                 shared.batches_sent.fetch_add(1, Ordering::Relaxed);
                 shared.success();
                 gate.success();
-                if shared.state() != "disk_error" {
+                let batch_id = id.clone();
+                if let Err(e) = shared.with_queue(move |q| q.ack(&batch_id)).await {
+                    // The server has it; unsettled, it goes out again under the same id.
+                    give_back(&shared, &gate, &id, e).await;
+                } else if shared.state() != "disk_error" {
                     shared.set_state("sending");
                 }
                 tracing::debug!(events = payloads.len(), took = ?started.elapsed(), "batch delivered");
@@ -221,10 +224,7 @@ async fn deliver(
                 match settled {
                     // The halves (or the next batch) are due now.
                     Ok(()) => shared.queued.notify_one(),
-                    Err(e) => {
-                        shared.set_error(format!("queue: {e}"));
-                        give_back(&shared, &id).await;
-                    }
+                    Err(e) => give_back(&shared, &gate, &id, e).await,
                 }
                 return;
             }
@@ -236,8 +236,7 @@ async fn deliver(
                     .with_queue(move |q| q.dead_letter(&batch_id, status, &reason))
                     .await
                 {
-                    shared.set_error(format!("queue: {e}"));
-                    give_back(&shared, &id).await;
+                    give_back(&shared, &gate, &id, e).await;
                 }
                 return;
             }
@@ -245,9 +244,11 @@ async fn deliver(
     }
 }
 
-/// A batch that could not be settled in the queue goes back unsettled: the dispatcher hands it
-/// out again (same id) and is woken to do so.
-async fn give_back(shared: &Shared, batch_id: &str) {
+/// A batch whose outcome the queue could not record goes back unsettled: the dispatcher hands it
+/// out again (same id) and is woken to do so, once every sender has paused [`UNSETTLED_PAUSE`].
+async fn give_back(shared: &Shared, gate: &Gate, batch_id: &str, error: QueueError) {
+    shared.set_error(format!("queue: {error}"));
+    gate.pause(UNSETTLED_PAUSE);
     let batch_id = batch_id.to_owned();
     let _ = shared.queue.run(move |q| q.release(&batch_id)).await;
     shared.queued.notify_one();
