@@ -193,6 +193,14 @@ impl Stack {
         }
     }
 
+    /// Waits for a health report newer than the ones already received and returns it.
+    fn next_health_report(&self, timeout: Duration) -> Value {
+        let seen = self.server.health_reports().len();
+        wait_for("a health report", timeout, || {
+            self.server.health_reports().get(seen).cloned()
+        })
+    }
+
     /// Duplicates may only be whole batches sent again with the same id and content.
     fn assert_duplicates_are_resent_batches(&self) {
         let mut by_id: BTreeMap<String, Vec<Vec<Value>>> = BTreeMap::new();
@@ -448,10 +456,7 @@ async fn restarts_without_traffic_resend_nothing() {
         assert_eq!(s.stop_shipper(), Some(0));
         s.start_shipper();
         // A health report proves the new shipper is up and talking to the server.
-        let health = s.server.health_reports().len();
-        wait_for("a health report", Duration::from_secs(10), || {
-            (s.server.health_reports().len() > health).then_some(())
-        });
+        s.next_health_report(Duration::from_secs(10));
     }
     assert_eq!(
         data_requests(&s.server),
@@ -597,11 +602,7 @@ async fn batches_too_large_are_split_and_an_event_too_large_alone_is_set_aside()
     // Shipping goes on after it.
     let later = s.make_events(5);
     s.wait_delivered(&later, Duration::from_secs(20)).await;
-    let reports = s.server.health_reports().len();
-    wait_for("a later health report", Duration::from_secs(20), || {
-        (s.server.health_reports().len() > reports).then_some(())
-    });
-    let last = s.server.health_reports().last().cloned().unwrap();
+    let last = s.next_health_report(Duration::from_secs(20));
     assert_eq!(last["metrics"]["events_dead_lettered"], 1, "{last}");
     s.assert_duplicates_are_resent_batches();
 }
