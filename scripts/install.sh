@@ -46,7 +46,12 @@ USER_NAME=sec-tracker
 CONF_DIR=/etc/sec-tracker
 CONFIG=$CONF_DIR/config.json
 STATE=/var/lib/sec-tracker
+# Each daemon's own runtime directory, as the units' RuntimeDirectory=: collectord's root-owned,
+# shipperd's its user's, both group sec-tracker (the readers may reach the sockets, not add names).
 RUN=/run/sec-tracker
+SHIPPER_RUN=/run/sec-tracker-shipper
+# The pid files of --start: root's alone, so nobody can plant a link for root to write through.
+PIDS=/run/sec-tracker-install
 LOGS=/var/log/sec-tracker
 UNIT_DIR=/etc/systemd/system
 UNITS=(sec-tracker-collectord.service sec-tracker-shipperd.service)
@@ -274,7 +279,7 @@ else
   # was before an update: "(deleted)").
   running_pid() {
     local pid exe
-    pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+    pid=$(cat "$PIDS/$1.pid" 2>/dev/null) || return 1
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
     case "$exe" in "$PREFIX/$1" | "$PREFIX/$1 (deleted)") echo "$pid" ;; *) return 1 ;; esac
   }
@@ -284,7 +289,7 @@ else
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 150); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
     if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
-    rm -f "$RUN/$1.pid"
+    rm -f "$PIDS/$1.pid"
   }
   # wait_ready NAME PID CHECK...: until CHECK succeeds, for 20 s, while PID lives.
   wait_ready() {
@@ -306,28 +311,27 @@ else
         </dev/null >>"$LOGS/collectord.log" 2>&1
     ) &
     local pid=$!
-    echo "$pid" >"$RUN/collectord.pid"
+    echo "$pid" >"$PIDS/collectord.pid"
     wait_ready collectord "$pid" "$PREFIX/sec-trackerctl" --config "$CONFIG" --socket "$RUN/collector.sock" status
   }
   start_shipperd() {
-    rm -f "$RUN/shipper.sock"
     (
       umask 077; cd /
       exec setsid setpriv --reuid="$USER_NAME" --regid="$USER_NAME" --init-groups --no-new-privs \
         --inh-caps=-all --ambient-caps=-all --bounding-set=-all \
         "${LAUNCH_ENV[@]}" "$PREFIX/shipperd" --config "$CONFIG" \
-        --collector-socket "$RUN/collector.sock" --socket "$RUN/shipper.sock" --state-dir "$STATE" \
+        --collector-socket "$RUN/collector.sock" --socket "$SHIPPER_RUN/shipper.sock" --state-dir "$STATE" \
         </dev/null >>"$LOGS/shipperd.log" 2>&1
     ) &
     local pid=$!
-    echo "$pid" >"$RUN/shipperd.pid"
-    wait_ready shipperd "$pid" test -S "$RUN/shipper.sock"
+    echo "$pid" >"$PIDS/shipperd.pid"
+    wait_ready shipperd "$pid" test -S "$SHIPPER_RUN/shipper.sock"
   }
 
   if [ "$START" = 1 ]; then
-    # As the units' RuntimeDirectory=: shared by root's collectord and sec-tracker's shipperd;
-    # sticky, so neither (nor a group member) can remove the other's socket.
-    ensure_dir "$RUN" 1770 root "$USER_NAME"
+    ensure_dir "$RUN" 750 root "$USER_NAME"
+    ensure_dir "$SHIPPER_RUN" 750 "$USER_NAME" "$USER_NAME"
+    ensure_dir "$PIDS" 700 root root
     ensure_dir "$LOGS" 750 root root
     for d in collectord shipperd; do
       if [ "$d" = shipperd ] && [ "$SERVER_SET" = 0 ]; then
@@ -337,13 +341,13 @@ else
       if pid=$(running_pid "$d"); then
         if [ "$BINARIES_CHANGED" = 1 ] || [ "$(readlink "/proc/$pid/exe")" != "$PREFIX/$d" ]; then
           stop_daemon "$d"; "start_$d"
-          did "$d" "restarted with the new binary (pid $(cat "$RUN/$d.pid"), log $LOGS/$d.log)"
+          did "$d" "restarted with the new binary (pid $(cat "$PIDS/$d.pid"), log $LOGS/$d.log)"
         else
           kept "$d" "unchanged (running, pid $pid)"
         fi
       else
         "start_$d"
-        did "$d" "started (pid $(cat "$RUN/$d.pid"), log $LOGS/$d.log)"
+        did "$d" "started (pid $(cat "$PIDS/$d.pid"), log $LOGS/$d.log)"
       fi
     done
   else

@@ -3,18 +3,17 @@
 # server, for DURATION seconds under a mixed load, with shipperd killed (-9) every
 # SHIPPER_KILL_EVERY s and the server stopped and restarted (same port, same CA) every
 # SERVER_RESTART_EVERY s, down SERVER_DOWN s each time. Load, each item with a unique tag:
-#   processes    load_gen exec: `sh -c 'sleep 0.05' <tag>` PROC_RATE a second
-#   files        load_gen write: a new file <tag> in a watched tree FILE_RATE a second (each
+#   processes    load-gen exec: `sh -c 'sleep 0.05' <tag>` PROC_RATE a second
+#   files        load-gen write: a new file <tag> in a watched tree FILE_RATE a second (each
 #                deleted again 100 files later, so the tree and the baseline stay small)
 #   logins       a failed ssh password login for a non-existent user <tag> every AUTH_EVERY s,
 #                against our own sshd on a spare port (as collectord/tests/auth.rs does) with
 #                rsyslog writing /var/log/auth.log; skipped, with a notice, without sshd/sshpass/rsyslog
 #   connections  a TCP connection to a local listener every CONN_EVERY s, held 2 × scan_interval
 #                + 1 s so a scan must see it (tag: the client's port)
-# The server is a small Python HTTPS server (below) with an openssl-made CA: the example
-# management server cannot serve this test, as it makes a new CA and port on every start and
-# prints only the first 3 events of a batch. It checks the Bearer key, gunzips, and appends each
-# event of an accepted batch to received.tsv (batch id, event JSON) before answering 200.
+# The server is the test kit's `test-server --record`: same port and CA across restarts; it checks
+# the Bearer key, gunzips, and appends each event of an accepted batch to received.tsv (batch id,
+# event JSON) before answering 200.
 #
 # At the end the load stops, the script waits (DRAIN_TIMEOUT) until every process, file and login
 # tag is at the server and `sec-trackerctl status --json` shows shipperd's queue empty, then checks
@@ -49,7 +48,7 @@
 # Env:   DURATION=1800 SHIPPER_KILL_EVERY=600 SERVER_RESTART_EVERY=120 SERVER_DOWN=10
 #        PROC_RATE=20 FILE_RATE=20 AUTH_EVERY=5 CONN_EVERY=1 SAMPLE_EVERY=10 DRAIN_TIMEOUT=300
 #        KEEP=1 (keep the work directory: logs, samples, what the server received)
-# Needs: root, jq, python3, openssl; for logins sshd, sshpass, rsyslogd (.ci/run installs them).
+# Needs: root, jq, python3; for logins sshd, sshpass, rsyslogd (.ci/run installs them).
 set -euo pipefail
 DURATION=${DURATION:-1800}
 KILL_EVERY=${SHIPPER_KILL_EVERY:-600}
@@ -64,7 +63,7 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
 SCAN_INTERVAL=5
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root (collectord's monitors need it)"; exit 1; }
-for t in jq python3 openssl; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
+for t in jq python3; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
 export PATH="$PATH:/usr/sbin:/sbin"
 
 . scripts/bench/lib.sh
@@ -87,84 +86,20 @@ status_json() { "$BIN/sec-trackerctl" --socket "$W/c.sock" --shipper-socket "$W/
 subscribed() { [ "$(status_json | jq -r '.shipper.collector_connected')" = true ]; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# ---- the management server: a CA and a localhost certificate, made once, kept across restarts.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 -subj "/CN=sec-tracker soak CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-  -keyout "$W/ca.key" -out "$W/ca.pem" 2> "$W/openssl.log"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-  -keyout "$W/server.key" -out "$W/server.csr" 2>> "$W/openssl.log"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > "$W/server.ext"
-openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 3 \
-  -extfile "$W/server.ext" -out "$W/server.pem" 2>> "$W/openssl.log"
+# ---- the management server: the test kit's server double, recording what it accepts before it
+# answers (in $W/server: received.tsv, batches.tsv, health.jsonl); its CA and certificate are made
+# at the first start and kept across restarts.
 API_KEY=soak-key-$RANDOM$RANDOM
-cat > "$W/server.py" <<'PY'
-import gzip, json, os, ssl, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, cert, key, api_key, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-lock = threading.Lock()
-received = open(os.path.join(out, "received.tsv"), "a")
-batches = open(os.path.join(out, "batches.tsv"), "a")
-health = open(os.path.join(out, "health.jsonl"), "a")
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-ctx.load_cert_chain(cert, key)
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-    def answer(self, status, body=b"{}"):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.headers.get("Authorization") != "Bearer " + api_key:
-            return self.answer(401)
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            return self.answer(400)
-        if self.path == "/api/v1/agent/data":
-            batch = doc.get("batch_id") or self.headers.get("X-Batch-Id", "")
-            lines = "".join("%s\t%s\n" % (batch, json.dumps(p, separators=(",", ":"))) for p in doc.get("payloads", []))
-            with lock:  # stored (in the OS) before the 200: a server killed now loses nothing acked
-                received.write(lines)
-                received.flush()
-                batches.write("%s\t%d\n" % (batch, len(doc.get("payloads", []))))
-                batches.flush()
-            return self.answer(200)
-        if self.path == "/api/v1/agent/health":
-            with lock:
-                health.write(json.dumps(doc) + "\n")
-                health.flush()
-            return self.answer(200)
-        return self.answer(404)
-
-class Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        # The handshake happens on the handler's thread, at its first read.
-        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-Server(("127.0.0.1", port), Handler).serve_forever()
-PY
 SRV_PORT=$(free_port)
 start_server() {
-  python3 "$W/server.py" "$SRV_PORT" "$W/server.pem" "$W/server.key" "$API_KEY" "$W" 2>> "$W/server.log" &
+  "$BIN/test-server" "$W/server" --port "$SRV_PORT" --api-key "$API_KEY" --record > /dev/null 2>> "$W/server.log" &
   SRV_PID=$!
   wait_for "the server on port $SRV_PORT" 30 tcp_open "$SRV_PORT"
 }
 
 # ---- collectord and shipperd: the installed defaults plus this server, a scratch tree, 10s reports.
 mkdir -p "$W/tree"
-jq --arg url "https://localhost:$SRV_PORT" --arg key "$API_KEY" --arg ca "$W/ca.pem" --arg state "$W/cstate" \
+jq --arg url "https://localhost:$SRV_PORT" --arg key "$API_KEY" --arg ca "$W/server/ca.pem" --arg state "$W/cstate" \
    --arg tree "$W/tree" --arg scan "${SCAN_INTERVAL}s" '
     .server.url = $url | .server.api_key = $key | .server.ca_file = $ca
   | .agent.id = "soak" | .agent.state_dir = $state | .agent.report_interval = "10s"
@@ -294,10 +229,10 @@ log "collectord $COLL_PID, shipperd $SHIP_PID, server :$SRV_PORT ($SRV_PID); loa
   "shipperd kill -9 every ${KILL_EVERY}s, server restart every ${RESTART_EVERY}s (down ${SERVER_DOWN}s)"
 T0=$SECONDS
 LOAD_PIDS=()
-"$BIN/examples/load_gen" exec "$PROC_RATE" "$DURATION" --tag "${TAG}p" --log "$W/tags.proc" -- sh -c 'sleep 0.05' \
+"$BIN/load-gen" exec "$PROC_RATE" "$DURATION" --tag "${TAG}p" --log "$W/tags.proc" -- sh -c 'sleep 0.05' \
   > /dev/null 2> "$W/load-proc.log" &
 LOAD_PIDS+=($!)
-"$BIN/examples/load_gen" write "$W/tree/load" "$FILE_RATE" "$DURATION" --tag "${TAG}f" --log "$W/tags.file" --keep 100 \
+"$BIN/load-gen" write "$W/tree/load" "$FILE_RATE" "$DURATION" --tag "${TAG}f" --log "$W/tags.file" --keep 100 \
   > /dev/null 2> "$W/load-file.log" &
 LOAD_PIDS+=($!)
 python3 "$W/conn.py" "$DURATION" "$CONN_EVERY" $((2 * SCAN_INTERVAL + 1)) "$W/tags.conn" 2> "$W/conn.log" &
@@ -349,7 +284,7 @@ missing_tags() {
   local n=0 kind
   for kind in proc file auth; do
     [ -s "$W/tags.$kind" ] || continue
-    n=$((n + $(grep -oE "${TAG}[pfu][0-9-]+" "$W/received.tsv" 2>/dev/null | sort -u | comm -23 <(sort -u "$W/tags.$kind") - | wc -l)))
+    n=$((n + $(grep -oE "${TAG}[pfu][0-9-]+" "$W/server/received.tsv" 2>/dev/null | sort -u | comm -23 <(sort -u "$W/tags.$kind") - | wc -l)))
   done
   echo $n
 }
@@ -375,7 +310,7 @@ if [ $drained = 1 ]; then log "drained after $((SECONDS - load_end))s (queue dep
 
 # ---- checks and summary.
 # shipperd's batches in flight, read from its source: the bound on its connections to the server.
-IN_FLIGHT=$(sed -n 's/^pub const IN_FLIGHT: usize = \([0-9]*\);$/\1/p' shipperd/src/daemon/delivery.rs)
+IN_FLIGHT=$(sed -n 's/^pub\((super)\)\{0,1\} const IN_FLIGHT: usize = \([0-9]*\);$/\2/p' shipperd/src/daemon/delivery.rs)
 python3 - "$W" "$TAG" "$DURATION" "$kills" "$restarts" "$AUTH" "$AUTH_WHY" "$drained" "${IN_FLIGHT:?not found in delivery.rs}" <<'PY'
 import json, os, re, statistics, sys
 w, tag, duration, kills, restarts, auth_on, auth_why = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1", sys.argv[7]
@@ -392,7 +327,7 @@ clients = [int(l.split()[1]) for l in conn_lines[1:]]
 found = {"process": set(), "file": set(), "auth": set(), "network": set()}
 keys, dup_events, total, file_actions = set(), 0, 0, {}
 pat = re.compile(re.escape(tag) + r"[pfu][0-9-]+")
-for line in open(os.path.join(w, "received.tsv")):
+for line in open(os.path.join(w, "server", "received.tsv")):
     batch, js = line.rstrip("\n").split("\t", 1)
     p = json.loads(js)
     total += 1
@@ -414,7 +349,7 @@ for line in open(os.path.join(w, "received.tsv")):
         elif rp == listener:
             found["network"].add(lp)
 receptions = {}
-for line in open(os.path.join(w, "batches.tsv")):
+for line in open(os.path.join(w, "server", "batches.tsv")):
     b = line.split("\t")[0]
     receptions[b] = receptions.get(b, 0) + 1
 resent = sum(1 for n in receptions.values() if n > 1)
@@ -441,7 +376,7 @@ print("events at the server: %d in %d batches; distinct events %d, duplicates %d
 # queue drops, dead letters. Any non-zero value in any report fails (whether a counter starts
 # again with each incarnation or not, its largest value is non-zero exactly when one happened).
 gaps = dropped = dead = reports = 0
-hp = os.path.join(w, "health.jsonl")
+hp = os.path.join(w, "server", "health.jsonl")
 for l in open(hp) if os.path.exists(hp) else []:
     m = json.loads(l).get("metrics", {})
     reports += 1

@@ -30,6 +30,8 @@ BIN=/usr/local/bin
 CTL=$BIN/sec-trackerctl
 CONFIG=/etc/sec-tracker/config.json
 RUN=/run/sec-tracker
+SRUN=/run/sec-tracker-shipper
+PIDS=/run/sec-tracker-install
 STATE=/var/lib/sec-tracker
 LOGS=/var/log/sec-tracker
 UNITS=(/etc/systemd/system/sec-tracker-collectord.service /etc/systemd/system/sec-tracker-shipperd.service)
@@ -103,7 +105,7 @@ daemon_pid() {
   if systemd_is_init; then
     local p; p=$(systemctl show -P MainPID "sec-tracker-$1.service" 2>/dev/null); [ "${p:-0}" != 0 ] && echo "$p"
   else
-    cat "$RUN/$1.pid" 2>/dev/null
+    cat "$PIDS/$1.pid" 2>/dev/null
   fi
 }
 status_field() { awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "/proc/$1/status" 2>/dev/null; }
@@ -128,7 +130,7 @@ as_user() { local u=$1; shift; (cd / && setpriv --reuid="$u" --regid="$u" --init
 snapshot() {
   local p
   for p in $BIN/collectord $BIN/shipperd $CTL /usr/local/share/doc/sec-tracker/README.md /etc/sec-tracker \
-           $CONFIG $STATE $STATE/collectord $STATE/shipperd $RUN $LOGS "${UNITS[@]}" "${PROFILES[@]}"; do
+           $CONFIG $STATE $STATE/collectord $STATE/shipperd $RUN $SRUN $PIDS $LOGS "${UNITS[@]}" "${PROFILES[@]}"; do
     if [ -e "$p" ]; then
       stat -c '%n %F %a %U %G %i' "$p"
       if [ -f "$p" ]; then sha256sum "$p"; fi
@@ -194,10 +196,10 @@ echo "== shipperd"
 spid=""
 for _ in $(seq 200); do
   spid=$(daemon_pid shipperd || true)
-  [ -n "$spid" ] && [ -S $RUN/shipper.sock ] && break
+  [ -n "$spid" ] && [ -S $SRUN/shipper.sock ] && break
   sleep 0.1
 done
-check "shipperd runs and its socket is up (within 20 s)" test -n "$spid" -a -S $RUN/shipper.sock
+check "shipperd runs and its socket is up (within 20 s)" test -n "$spid" -a -S $SRUN/shipper.sock
 if [ -n "$spid" ]; then
   DAEMON_PIDS+=("$spid")
   eq "shipperd is $BIN/shipperd" "$(readlink "/proc/$spid/exe")" "$BIN/shipperd"
@@ -210,8 +212,10 @@ fi
 
 echo "== sockets, config, state"
 eq "collector.sock 0660, group sec-tracker" "$(stat -c '%a %G' $RUN/collector.sock 2>&1)" "660 sec-tracker"
-eq "shipper.sock 0660, group sec-tracker" "$(stat -c '%a %G' $RUN/shipper.sock 2>&1)" "660 sec-tracker"
-eq "$RUN is 1770 root:sec-tracker" "$(stat -c '%a %U %G' $RUN 2>&1)" "1770 root sec-tracker"
+eq "shipper.sock 0660, group sec-tracker" "$(stat -c '%a %G' $SRUN/shipper.sock 2>&1)" "660 sec-tracker"
+eq "$RUN (collectord's) is 0750 root:sec-tracker" "$(stat -c '%a %U %G' $RUN 2>&1)" "750 root sec-tracker"
+eq "$SRUN (shipperd's) is 0750 sec-tracker:sec-tracker" "$(stat -c '%a %U %G' $SRUN 2>&1)" "750 sec-tracker sec-tracker"
+eq "$PIDS (pid files) is 0700 root:root" "$(stat -c '%a %U %G' $PIDS 2>&1)" "700 root root"
 eq "$STATE/collectord is 0700 root" "$(stat -c '%a %U' $STATE/collectord 2>&1)" "700 root"
 eq "$STATE/shipperd is 0700 sec-tracker" "$(stat -c '%a %U %G' $STATE/shipperd 2>&1)" "700 sec-tracker sec-tracker"
 eq "the queue is sec-tracker's, 0600" "$(stat -c '%a %U' $STATE/shipperd/queue.db 2>&1)" "600 sec-tracker"
@@ -247,7 +251,7 @@ check "outsider: sec-trackerctl watch gets no event (rc $rc)" test "$rc" -ne 0 -
 check "outsider: cannot read the config" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups cat $CONFIG >/dev/null 2>&1"
 check "outsider: cannot read the queue" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups head -c1 $STATE/shipperd/queue.db >/dev/null 2>&1"
 check "outsider: cannot list the queue directory" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups ls $STATE/shipperd >/dev/null 2>&1"
-check "outsider: cannot reach the shipper socket" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups test -e $RUN/shipper.sock"
+check "outsider: cannot reach the shipper socket" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups test -e $SRUN/shipper.sock"
 
 echo "== a second install changes nothing"
 snapshot >"$WORK/before"
@@ -289,7 +293,7 @@ echo "== uninstall"
 out=$("$UNINSTALL" 2>&1); rc=$?
 printf '%s\n' "$out" | sed 's/^/   | /'
 eq "uninstall.sh exits 0" "$rc" 0
-for p in $BIN/collectord $BIN/shipperd $CTL "${UNITS[@]}" "${PROFILES[@]}" $RUN; do
+for p in $BIN/collectord $BIN/shipperd $CTL "${UNITS[@]}" "${PROFILES[@]}" $RUN $SRUN $PIDS; do
   check "removed: $p" test ! -e "$p"
 done
 check "user sec-tracker removed" sh -c '! getent passwd sec-tracker >/dev/null'

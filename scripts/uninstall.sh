@@ -5,7 +5,7 @@
 #
 # Stops the daemons (systemd units, or the ones install.sh --start launched), then removes the
 # binaries, the README copy, the units, the AppArmor profiles (unloaded first where AppArmor is
-# enabled), the runtime directory /run/sec-tracker and the user and group sec-tracker.
+# enabled), the runtime directories /run/sec-tracker{,-shipper,-install} and the user and group sec-tracker.
 # Kept unless --purge: the config /etc/sec-tracker, the state /var/lib/sec-tracker (collectord's
 # baseline, shipperd's queue of unsent events) and the logs /var/log/sec-tracker.
 set -euo pipefail
@@ -24,7 +24,8 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 PREFIX=/usr/local/bin
 BINARIES=(collectord shipperd sec-trackerctl)
 USER_NAME=sec-tracker
-RUN=/run/sec-tracker
+RUN_DIRS=(/run/sec-tracker /run/sec-tracker-shipper /run/sec-tracker-install)
+PIDS=/run/sec-tracker-install
 UNIT_DIR=/etc/systemd/system
 UNITS=(sec-tracker-shipperd.service sec-tracker-collectord.service)
 AA_DIR=/etc/apparmor.d
@@ -56,7 +57,7 @@ stop_pid() {
   report "$what (pid $pid)" "stopped"
 }
 for d in shipperd collectord; do
-  pid=$(cat "$RUN/$d.pid" 2>/dev/null || true)
+  pid=$(cat "$PIDS/$d.pid" 2>/dev/null || true)
   if [ -n "$pid" ]; then
     case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
       "$PREFIX/$d" | "$PREFIX/$d (deleted)") stop_pid "$pid" "$d" ;;
@@ -88,7 +89,7 @@ for p in "${PROFILES[@]}"; do
 done
 for b in "${BINARIES[@]}"; do remove "$PREFIX/$b"; done
 remove "$DOC_DIR"
-remove "$RUN"
+for d in "${RUN_DIRS[@]}"; do remove "$d"; done
 
 # --- user and group -------------------------------------------------------------------------
 group_existed=$(getent group "$USER_NAME" || true)

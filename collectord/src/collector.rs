@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sec_tracker_proto::v1::{CollectorStatus, MonitorStatus, SystemInfo};
+use sec_tracker_proto::v1::{CollectorStatus, MonitorState, MonitorStatus, SystemInfo};
 use sec_tracker_proto::Config;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -72,11 +72,11 @@ impl Collector {
             tasks.spawn(async move {
                 let name = h.name;
                 match monitor.run(ctx).await {
-                    Ok(()) => h.set_state("stopped", ""),
+                    Ok(()) => h.set_state(MonitorState::Stopped, ""),
                     Err(e) => {
                         tracing::error!(monitor = name, error = %format!("{e:#}"), "monitor failed");
                         h.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        h.set_state("failed", format!("{e:#}"));
+                        h.set_state(MonitorState::Failed, format!("{e:#}"));
                     }
                 }
             });
@@ -127,7 +127,7 @@ impl Collector {
             subscribers: self.hub.subscriber_count() as u32,
             subscriber_skipped: self.hub.skipped_total(),
             monitors,
-            rss_bytes: own_rss_bytes(),
+            rss_bytes: sec_tracker_proto::daemon::own_rss_bytes(),
             capabilities: effective_capabilities(),
             socket_path: self
                 .socket_path
@@ -156,14 +156,6 @@ impl Collector {
             tasks.abort_all();
         }
     }
-}
-
-fn own_rss_bytes() -> u64 {
-    procfs::process::Process::myself()
-        .and_then(|p| p.status())
-        .ok()
-        .and_then(|s| s.vmrss)
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn effective_capabilities() -> Vec<String> {

@@ -9,22 +9,18 @@
 //! [`Collector::start`] assembles them, [`hub::Hub`] fans their events out.
 //!
 //! Where to look: each monitor has a folder under [`monitors`]; [`hub`] holds the ring, replay
-//! and slow-subscriber handling; [`server`], [`socket`] and [`peer`] are the socket API and who
-//! may use it; [`severity`] has the rules; [`kernel`] is the only module with `unsafe`.
+//! and slow-subscriber handling; [`server`] is the socket API (the socket itself and who may use
+//! it are the shared plumbing in `sec_tracker_proto::local`); [`severity`] has the rules;
+//! [`kernel`] is the only module with `unsafe`.
 
 pub mod collector;
 pub mod hub;
 pub mod kernel;
-pub mod logfile;
 pub mod monitors;
-pub mod peer;
+pub mod netlink;
 pub mod privileges;
 pub mod server;
 pub mod severity;
-pub mod socket;
 pub mod users;
-
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use collector::Collector;

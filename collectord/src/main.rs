@@ -1,8 +1,8 @@
 //! `collectord`: runs the monitors and serves the event stream on a Unix socket.
 //!
-//! Thin by design: init logging, load the config (exit 64 when it is bad), bind the socket,
-//! serve, tell systemd we are ready, and on SIGTERM/SIGINT drain within a timeout and remove the
-//! socket.
+//! Thin by design: init logging, load the config (exit 64 when it is bad), bind the socket, drop
+//! privileges, serve, tell systemd we are ready, and on SIGTERM/SIGINT drain within a timeout and
+//! remove the socket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use collectord::{peer::PeerPolicy, privileges, server, socket, Collector};
+use collectord::{privileges, server, Collector};
+use sec_tracker_proto::daemon::{DaemonArgs, StopSignals};
+use sec_tracker_proto::local::peer::{self, Limits, PeerPolicy};
+use sec_tracker_proto::local::{socket, LocalService};
 use sec_tracker_proto::Config;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio_stream::wrappers::UnixListenerStream;
 
-/// Exit status for a configuration error (EX_CONFIG is 78; the brief asks for 64, EX_USAGE).
-const EXIT_BAD_CONFIG: u8 = 64;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
@@ -26,13 +25,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
     about = "sec-tracker collector: watches the host and serves the event stream"
 )]
 struct Args {
-    /// Log to this file instead of stderr, rotated at 10 MiB with 5 gzipped files kept
-    /// (e.g. /var/log/sec-tracker/agent.log).
-    #[arg(long, value_name = "PATH")]
-    log_file: Option<PathBuf>,
-    /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
     /// Socket to serve on; overrides agent.collector_socket.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -40,27 +34,16 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = collectord::logfile::init_tracing(args.log_file.as_deref()) {
-        eprintln!("collectord: cannot open the log file: {e}");
-        return ExitCode::FAILURE;
-    }
-    let (config, config_path) = match Config::load_or_default(args.config.as_deref()) {
+    let (config, config_path) = match args.daemon.start("collectord") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("collectord: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
+        Err(code) => return code,
     };
     let socket_path = args
         .socket
         .unwrap_or_else(|| config.agent.collector_socket.clone());
-    let (listener, policy) = match prepare(&config, &socket_path) {
+    let (staged, policy) = match prepare(&config, &socket_path) {
         Ok(p) => p,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("collectord: {e:#}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,19 +52,18 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("collectord: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the runtime")),
     };
-    match runtime.block_on(run(config, config_path, socket_path, listener, policy)) {
+    match runtime.block_on(run(config, config_path, socket_path, staged, policy)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("collectord: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    tracing::error!("{e:#}");
+    eprintln!("collectord: {e:#}");
+    ExitCode::FAILURE
 }
 
 /// Binds the socket (the one use of CAP_CHOWN) and drops every capability the enabled monitors
@@ -91,12 +73,12 @@ fn prepare(
     config: &Config,
     socket_path: &std::path::Path,
 ) -> anyhow::Result<(socket::Staged, PeerPolicy)> {
-    let policy = PeerPolicy::new(&config.agent.socket_group);
+    let policy = PeerPolicy::new(LocalService::Collector, &config.agent.socket_group);
     if policy.group_gid().is_none() {
         tracing::warn!(group = %config.agent.socket_group, "socket group does not exist: only root may read the stream");
     }
-    let listener =
-        socket::bind(socket_path, policy.group_gid()).context("binding the collector socket")?;
+    let staged = socket::bind(socket_path, LocalService::Collector, policy.group_gid())
+        .context("binding the collector socket")?;
     if nix::unistd::geteuid().is_root() {
         let wanted = privileges::needed(config);
         let kept = privileges::drop_all_but(&wanted)?;
@@ -111,7 +93,7 @@ fn prepare(
     } else {
         tracing::info!("not running as root: keeping the capabilities this process was given");
     }
-    Ok((listener, policy))
+    Ok((staged, policy))
 }
 
 async fn run(
@@ -121,29 +103,28 @@ async fn run(
     staged: socket::Staged,
     policy: PeerPolicy,
 ) -> anyhow::Result<()> {
-    // Signals first: once the socket is visible, SIGTERM must already mean a clean stop.
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut signals = StopSignals::install().context("installing the signal handlers")?;
     let collector = Collector::start(config, config_path, Some(socket_path.clone()));
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 
-    let listener = socket::into_tokio(staged.publish()?).context("registering the socket")?;
+    let (listener, published) = staged.publish()?;
+    let listener = socket::into_tokio(listener).context("registering the socket")?;
     let stop = collector.shutdown_token();
     let stopping = stop.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(server::service(std::sync::Arc::clone(&collector), policy))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-                stopping.cancelled().await
-            }),
+            .serve_with_incoming_shutdown(
+                peer::serve_incoming(listener, LocalService::Collector, Limits::default()),
+                async move { stopping.cancelled().await },
+            ),
     );
     // Readiness for systemd Type=notify; a no-op elsewhere.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-        r = &mut Box::pin(async { stop.cancelled().await }) => r,
+        name = signals.recv() => tracing::info!("{name}: stopping"),
+        _ = stop.cancelled() => {}
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     collector.stop(DRAIN_TIMEOUT).await;
@@ -153,7 +134,7 @@ async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("clients did not disconnect within {DRAIN_TIMEOUT:?}"),
     }
-    if let Err(e) = std::fs::remove_file(&socket_path) {
+    if let Err(e) = published.remove() {
         tracing::warn!(error = %e, "cannot remove the socket");
     }
     tracing::info!("collectord stopped");

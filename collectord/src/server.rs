@@ -13,7 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::collector::Collector;
-use crate::peer::PeerPolicy;
+use sec_tracker_proto::local::peer::PeerPolicy;
 
 pub struct CollectorService {
     collector: Arc<Collector>,

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use sec_tracker_proto::v1::Severity;
+use sec_tracker_proto::v1::{NetworkAction, Severity};
 
 const SCRATCH_DIRS: &[&[u8]] = &[b"/tmp/", b"/var/tmp/", b"/dev/shm/"];
 
@@ -76,9 +76,9 @@ pub fn file_change(path: &[u8]) -> Severity {
     }
 }
 
-/// A network change; `action` as in `NetworkEvent.action`.
-pub fn network(action: &str) -> Severity {
-    if action == "listen_opened" {
+/// A network change.
+pub fn network(action: NetworkAction) -> Severity {
+    if action == NetworkAction::ListenOpened {
         Severity::Warning
     } else {
         Severity::Info
@@ -197,9 +197,12 @@ mod tests {
 
     #[test]
     fn network_and_auth_rules() {
-        assert_eq!(network("listen_opened"), Severity::Warning);
-        assert_eq!(network("listen_closed"), Severity::Info);
-        assert_eq!(network("connection_established"), Severity::Info);
+        assert_eq!(network(NetworkAction::ListenOpened), Severity::Warning);
+        assert_eq!(network(NetworkAction::ListenClosed), Severity::Info);
+        assert_eq!(
+            network(NetworkAction::ConnectionEstablished),
+            Severity::Info
+        );
         assert_eq!(auth(true), Severity::Info);
         assert_eq!(auth(false), Severity::Warning);
     }

@@ -1,18 +1,19 @@
 //! The auth monitor against the real thing: a real sshd (on a spare port), rsyslog writing
 //! /var/log/auth.log, real users, real sudo and su. `.ci/run` installs and starts rsyslog.
 
+use sec_tracker_proto::json::Named;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use collectord::testing::{require_root, wait_for, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::{
     event, AuthEvent, EventType, Severity, SubscribeRequest, SubscribeResponse,
 };
+use sec_tracker_testkit::{require_root, wait_for, Daemon};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
@@ -47,7 +48,7 @@ fn tools_present() -> bool {
         return true;
     }
     let msg = format!("auth tests need {missing:?} installed and rsyslogd running (rsyslogd running: {rsyslog_running}); .ci/run sets this up");
-    if std::env::var_os(collectord::testing::REQUIRE_ALL_ENV).is_some() {
+    if std::env::var_os(sec_tracker_testkit::REQUIRE_ALL_ENV).is_some() {
         panic!("{msg}");
     }
     eprintln!("SKIPPED {msg}");
@@ -275,7 +276,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     // Account creation is itself an event.
     let alice = User::create("a");
     let (a, _, _) = expect(&mut s, "useradd", |a| {
-        a.action == "user_added" && a.user == alice.name
+        a.action().name() == "user_added" && a.user == alice.name
     })
     .await;
     assert_eq!(a.service, "useradd");
@@ -308,7 +309,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
         .unwrap();
     assert!(ok.success(), "key login failed");
     let (a, sev, msg) = expect(&mut s, "ssh key login", |a| {
-        a.action == "ssh_accepted" && a.user == alice.name
+        a.action().name() == "ssh_accepted" && a.user == alice.name
     })
     .await;
     assert_eq!(a.method, "publickey");
@@ -318,14 +319,14 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     assert_eq!(sev, Severity::Info);
     assert!(msg.contains(&alice.name), "{msg}");
     expect(&mut s, "ssh logout", |a| {
-        a.action == "ssh_session_closed" && a.user == alice.name
+        a.action().name() == "ssh_session_closed" && a.user == alice.name
     })
     .await;
 
     // ssh with a wrong password.
     assert!(!sshd.wrong_password(&alice.name).status().unwrap().success());
     let (a, sev, _) = expect(&mut s, "failed password", |a| {
-        a.action == "ssh_failed" && a.user == alice.name
+        a.action().name() == "ssh_failed" && a.user == alice.name
     })
     .await;
     assert_eq!(a.method, "password");
@@ -339,7 +340,8 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
         .unwrap()
         .success());
     expect(&mut s, "invalid user", |a| {
-        a.user == "nosuchuser-st" && (a.action == "ssh_invalid_user" || a.action == "ssh_failed")
+        a.user == "nosuchuser-st"
+            && (a.action().name() == "ssh_invalid_user" || a.action().name() == "ssh_failed")
     })
     .await;
 
@@ -355,7 +357,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     .unwrap();
     assert!(su(&alice.name, "cd /tmp && sudo -n /usr/bin/id"));
     let (a, sev, _) = expect(&mut s, "sudo command", |a| {
-        a.action == "sudo_command" && a.user == alice.name
+        a.action().name() == "sudo_command" && a.user == alice.name
     })
     .await;
     assert_eq!(a.target_user, "root");
@@ -369,7 +371,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
         "echo wrong | sudo -S -p '' /usr/bin/whoami"
     ));
     let (_, sev, _) = expect(&mut s, "sudo auth failure", |a| {
-        a.action == "sudo_auth_failure" && a.user == alice.name
+        a.action().name() == "sudo_auth_failure" && a.user == alice.name
     })
     .await;
     assert_eq!(sev, Severity::Warning);
@@ -381,7 +383,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
         &format!("echo {PASSWORD} | sudo -S -p '' /usr/bin/id")
     ));
     let (a, sev, _) = expect(&mut s, "not in sudoers", |a| {
-        a.action == "sudo_not_in_sudoers" && a.user == bob.name
+        a.action().name() == "sudo_not_in_sudoers" && a.user == bob.name
     })
     .await;
     assert_eq!(a.command, "/usr/bin/id");
@@ -390,7 +392,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     // su from root.
     assert!(su(&bob.name, "true"));
     expect(&mut s, "su", |a| {
-        a.action == "su_success" && a.target_user == bob.name
+        a.action().name() == "su_success" && a.target_user == bob.name
     })
     .await;
 
@@ -401,7 +403,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
         .unwrap()
         .success());
     expect(&mut s, "usermod", |a| {
-        a.action == "user_changed" && a.user == bob.name
+        a.action().name() == "user_changed" && a.user == bob.name
     })
     .await;
 }
@@ -425,7 +427,7 @@ async fn a_burst_of_failed_logins_from_one_address_is_critical() {
     let mut severities = Vec::new();
     while severities.len() < 5 {
         let (_, sev, _) = expect(&mut s, "failed logins", |a| {
-            a.action == "ssh_failed" && a.user == carol.name
+            a.action().name() == "ssh_failed" && a.user == carol.name
         })
         .await;
         severities.push(sev);
@@ -474,7 +476,7 @@ async fn the_log_is_followed_across_rotation() {
     );
     assert!(!sshd.wrong_password(&dave.name).status().unwrap().success());
     expect(&mut s, "a failure after rotation", |a| {
-        a.action == "ssh_failed" && a.user == dave.name
+        a.action().name() == "ssh_failed" && a.user == dave.name
     })
     .await;
     // Put the old lines back in front so the machine's log stays whole.

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use collectord::testing::{eventually, require_root, wait_for, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::{
     event, EventType, GapReason, ProcessAction, ProcessEvent, Severity, SnapshotRequest,
     StatusRequest, SubscribeRequest, SubscribeResponse,
 };
+use sec_tracker_testkit::{eventually, require_root, wait_for, Daemon};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
@@ -491,7 +491,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
         .unwrap();
     assert!(!second.status.success());
     assert!(
-        String::from_utf8_lossy(&second.stderr).contains("another collector is already serving")
+        String::from_utf8_lossy(&second.stderr).contains("another collectord is already serving")
     );
     assert!(
         std::os::unix::net::UnixStream::connect(&socket).is_ok(),

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use collectord::testing::{require_root, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::{
     event, EventType, FileAction, FileEvent, Severity, SubscribeRequest, SubscribeResponse,
 };
+use sec_tracker_testkit::{require_root, Daemon};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");

@@ -1,19 +1,20 @@
 //! The network monitor in a real collectord: real listeners and connections opened by this test
 //! process, each expected as an event naming this process.
 
+use sec_tracker_proto::json::Named;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::time::Duration;
 
-use collectord::testing::{eventually, require_root, Daemon};
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::{
     event, Event, EventType, NetworkEvent, Severity, StatusRequest, SubscribeRequest,
     SubscribeResponse,
 };
+use sec_tracker_testkit::{eventually, require_root, Daemon};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
@@ -113,13 +114,15 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
     let l_inode = inode(&listener);
     let e = ev
         .expect(&format!("listen_opened {proto} port {port}"), |n| {
-            n.action == "listen_opened" && n.local_port == u32::from(port) && n.protocol == proto
+            n.action().name() == "listen_opened"
+                && n.local_port == u32::from(port)
+                && n.protocol == proto
         })
         .await;
     assert_mine(&e, me);
     let n = net(&e).unwrap();
     assert_eq!(e.severity(), Severity::Warning);
-    assert_eq!(n.state, "LISTEN");
+    assert_eq!(n.state().name(), "LISTEN");
     assert_eq!(n.local_address, addr.to_string());
     assert_eq!(n.inode, l_inode);
     assert!(
@@ -133,7 +136,7 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
     let cport = client.local_addr().unwrap().port();
     let out = ev
         .expect(&format!("outbound {proto} connection from {cport}"), |n| {
-            n.action == "connection_established"
+            n.action().name() == "connection_established"
                 && n.local_port == u32::from(cport)
                 && n.remote_port == u32::from(port)
         })
@@ -141,7 +144,7 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
     assert_mine(&out, me);
     let n = net(&out).unwrap();
     assert_eq!(
-        (n.direction.as_str(), n.protocol.as_str(), n.state.as_str()),
+        (n.direction().name(), n.protocol.as_str(), n.state().name()),
         ("outbound", proto, "ESTABLISHED")
     );
     assert_eq!(
@@ -151,14 +154,14 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
     assert_eq!(out.severity(), Severity::Info);
     let inb = ev
         .expect(&format!("inbound {proto} connection to {port}"), |n| {
-            n.action == "connection_established"
+            n.action().name() == "connection_established"
                 && n.local_port == u32::from(port)
                 && n.remote_port == u32::from(cport)
         })
         .await;
     assert_mine(&inb, me);
     let n = net(&inb).unwrap();
-    assert_eq!(n.direction, "inbound");
+    assert_eq!(n.direction().name(), "inbound");
     // 0 when a scan caught it in the accept queue, before accept() gave it a socket inode.
     assert!([inode(&server), 0].contains(&n.inode), "{n:?}");
     // Both messages name the client first.
@@ -175,7 +178,7 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
             .expect(
                 &format!("{proto} connection {local}->{remote} closed"),
                 |n| {
-                    n.action == "connection_closed"
+                    n.action().name() == "connection_closed"
                         && n.local_port == u32::from(local)
                         && n.remote_port == u32::from(remote)
                 },
@@ -186,7 +189,7 @@ async fn listen_connect_close(ev: &mut Events, addr: IpAddr, proto: &str, me: &M
     drop(listener);
     let e = ev
         .expect(&format!("listen_closed {proto} port {port}"), |n| {
-            n.action == "listen_closed" && n.local_port == u32::from(port)
+            n.action().name() == "listen_closed" && n.local_port == u32::from(port)
         })
         .await;
     assert_mine(&e, me);
@@ -214,7 +217,7 @@ async fn listeners_and_connections_name_their_process() {
                 .monitors
                 .into_iter()
                 .find(|m| m.name == "network_monitor")?;
-            (m.state == "running").then_some(m.detail)
+            (m.state().name() == "running").then_some(m.detail)
         }
     })
     .await;
@@ -241,14 +244,14 @@ async fn listeners_and_connections_name_their_process() {
     let uport = u32::from(udp.local_addr().unwrap().port());
     let e = ev
         .expect("udp listen_opened", |n| {
-            n.action == "listen_opened" && n.local_port == uport
+            n.action().name() == "listen_opened" && n.local_port == uport
         })
         .await;
     assert_mine(&e, &me);
     assert_eq!(net(&e).unwrap().protocol, "udp");
     drop(udp);
     ev.expect("udp listen_closed", |n| {
-        n.action == "listen_closed" && n.local_port == uport
+        n.action().name() == "listen_closed" && n.local_port == uport
     })
     .await;
 

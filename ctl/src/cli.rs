@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sec_tracker_proto::v1::{EventType, Severity};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,14 +17,14 @@ use clap::{Args, Parser, Subcommand};
         -config → --config, -config-check → config-check, -test-connection → test-connection, \
         -version → version"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// collectord's socket [default: agent.collector_socket, /run/sec-tracker/collector.sock]
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Config file (JSON) [default: /etc/sec-tracker/config.json when it exists]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// shipperd's status socket [default: agent.shipper_socket, /run/sec-tracker/shipper.sock]
+    /// shipperd's status socket [default: agent.shipper_socket, /run/sec-tracker-shipper/shipper.sock]
     #[arg(long, global = true, value_name = "PATH")]
     pub shipper_socket: Option<PathBuf>,
     #[command(subcommand)]
@@ -31,10 +32,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Continuous monitoring: system information, then every event as it happens
     Watch(WatchArgs),
-    /// One-shot system scan (the seed's -local -oneshot)
+    /// One-shot system scan (-local -oneshot)
     Snapshot(SnapshotArgs),
     /// Is collectord running, and how are its monitors doing
     Status(StatusArgs),
@@ -47,7 +48,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug, Clone, Default)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// One JSON object per line (JSONL)
     #[arg(long)]
     pub json: bool,
@@ -60,15 +61,15 @@ pub struct OutputArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Only these event types (comma-separated): process, file, auth, network, system
+    /// Only these event types (comma-separated)
     #[arg(long = "type", value_delimiter = ',', value_name = "TYPES")]
-    pub types: Vec<String>,
-    /// Only events at or above this severity: info, warning, critical
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    pub min_severity: String,
+    pub types: Vec<TypeArg>,
+    /// Only events at or above this severity
+    #[arg(long, value_name = "LEVEL", default_value = "info", ignore_case = true)]
+    pub min_severity: SeverityArg,
     /// Run the collector in-process even when collectord is running
     #[arg(long)]
     pub standalone: bool,
@@ -78,7 +79,7 @@ pub struct WatchArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct SnapshotArgs {
+pub(crate) struct SnapshotArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Collect in-process even when collectord is running
@@ -87,8 +88,50 @@ pub struct SnapshotArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+}
+
+/// An event type, as `--type` takes it.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeArg {
+    Process,
+    File,
+    Auth,
+    Network,
+    System,
+}
+
+impl From<TypeArg> for EventType {
+    fn from(t: TypeArg) -> EventType {
+        match t {
+            TypeArg::Process => EventType::Process,
+            TypeArg::File => EventType::File,
+            TypeArg::Auth => EventType::Auth,
+            TypeArg::Network => EventType::Network,
+            TypeArg::System => EventType::System,
+        }
+    }
+}
+
+/// A severity, as `--min-severity` takes it.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeverityArg {
+    Info,
+    #[value(alias = "warn")]
+    Warning,
+    #[value(alias = "crit")]
+    Critical,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(s: SeverityArg) -> Severity {
+        match s {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Warning => Severity::Warning,
+            SeverityArg::Critical => Severity::Critical,
+        }
+    }
 }

@@ -13,26 +13,14 @@ mod source;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sec_tracker_proto::Config;
+use sec_tracker_proto::daemon::{load_config, logging};
 
 use cli::{Cli, Command};
 use commands::Context;
 
-/// Bad config file, as collectord (EX_USAGE).
-const EXIT_BAD_CONFIG: u8 = 64;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL"))
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    logging::init_cli();
 
     match &cli.command {
         Command::Version => {
@@ -44,12 +32,9 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let (config, config_path) = match Config::load_or_default(cli.config.as_deref()) {
+    let (config, config_path) = match load_config("sec-trackerctl", cli.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("sec-trackerctl: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
+        Err(code) => return code,
     };
     let socket = cli
         .socket

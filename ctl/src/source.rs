@@ -1,69 +1,48 @@
 //! Where events come from: a running collectord over its socket, or the collector library run
 //! in-process when there is no daemon (standalone local mode).
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hyper_util::rt::TokioIo;
+use sec_tracker_proto::local::client::{self, Probe};
 use sec_tracker_proto::v1::collector_client::CollectorClient;
 use sec_tracker_proto::v1::{SnapshotRequest, SubscribeRequest, SubscribeResponse, SystemInfo};
 use sec_tracker_proto::Config;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-pub enum Source {
+pub(crate) enum Source {
     Daemon(CollectorClient<Channel>),
     InProcess(Arc<collectord::Collector>),
 }
 
-/// How the daemon's socket answered a probe.
-pub enum Probe {
-    Up,
-    /// No daemon: the socket is missing or nobody listens on it.
-    Absent(String),
-}
-
-pub fn probe(path: &Path) -> anyhow::Result<Probe> {
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Ok(Probe::Up),
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
-            Ok(Probe::Absent(format!("{}: {e}", path.display())))
+/// Whether collectord listens at `path`; a socket we may not open is an error, with the fix.
+pub(crate) fn probe(path: &Path) -> anyhow::Result<Probe> {
+    client::probe(path).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            bail!(
+                "cannot connect to {}: permission denied; run as root or as a member of the sec-tracker group \
+                 (or use --standalone to collect in-process)",
+                path.display()
+            )
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => bail!(
-            "cannot connect to {}: permission denied; run as root or as a member of the sec-tracker group \
-             (or use --standalone to collect in-process)",
-            path.display()
-        ),
-        Err(e) => Err(e).with_context(|| format!("cannot connect to {}", path.display())),
-    }
+        Err(e).with_context(|| format!("cannot connect to {}", path.display()))
+    })
 }
 
-/// A channel over a Unix socket (the URI is a placeholder the connector ignores).
-pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
-    let path: PathBuf = path.to_owned();
-    let shown = path.display().to_string();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
+/// Connects a Collector client, once collectord has proven to be root.
+pub(crate) async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
+    let channel = client::connect(path, &client::Trust::collector())
         .await
-        .with_context(|| format!("cannot connect to {shown}"))
-}
-
-/// Connects a Collector client.
-pub async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
-    let channel = channel(path).await.context("collectord")?;
+        .with_context(|| format!("cannot connect to collectord at {}", path.display()))?;
     Ok(CollectorClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
 impl Source {
     /// The daemon when its socket answers (unless `standalone`), else the in-process collector.
-    pub async fn open(
+    pub(crate) async fn open(
         config: &Config,
         config_path: Option<PathBuf>,
         socket: &Path,
@@ -90,11 +69,11 @@ impl Source {
         )))
     }
 
-    pub fn is_daemon(&self) -> bool {
+    pub(crate) fn is_daemon(&self) -> bool {
         matches!(self, Source::Daemon(_))
     }
 
-    pub async fn snapshot(&mut self) -> anyhow::Result<SystemInfo> {
+    pub(crate) async fn snapshot(&mut self) -> anyhow::Result<SystemInfo> {
         match self {
             Source::Daemon(c) => Ok(c
                 .snapshot(SnapshotRequest {})
@@ -105,7 +84,7 @@ impl Source {
         }
     }
 
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &mut self,
         req: SubscribeRequest,
     ) -> anyhow::Result<BoxStream<'static, anyhow::Result<SubscribeResponse>>> {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use collectord::testing::{require_root, wait_for, Daemon};
+use sec_tracker_testkit::{require_root, wait_for, Daemon};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_sec-trackerctl");
@@ -20,15 +20,8 @@ const SEED_EXAMPLE: &str = r#"{
   "local_output": {"json_format": false, "one_shot": false, "show_timestamp": true, "show_colors": true, "compact_output": false}
 }"#;
 
-/// collectord is built beside sec-trackerctl by `cargo test --workspace`.
 fn collectord_bin() -> PathBuf {
-    let p = Path::new(CTL).with_file_name("collectord");
-    assert!(
-        p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        p.display()
-    );
-    p
+    sec_tracker_testkit::workspace_bin(CTL, "collectord")
 }
 
 fn tag(name: &str) -> String {
@@ -162,7 +155,7 @@ fn config_check_lists_every_problem_and_fails() {
 
 #[test]
 fn a_partial_config_from_a_pipe_works() {
-    // The seed's own usage: -config <(echo '{...}')
+    // The documented usage: -config <(echo '{...}')
     let script = format!(
         r#"{CTL} --config <(echo '{{"local_output": {{"compact_output": true}}}}') config-check && \
            {CTL} --socket /nonexistent/sock --config <(echo '{{"local_output": {{"json_format": true}}}}') snapshot"#
@@ -408,7 +401,7 @@ fn only_root_and_the_socket_group_may_read_the_stream() {
     if !require_root("peer_auth") {
         return;
     }
-    let gid = collectord::testing::socket_group_gid();
+    let gid = sec_tracker_testkit::socket_group_gid();
 
     let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
     use std::os::unix::fs::PermissionsExt;
@@ -437,7 +430,7 @@ fn only_root_and_the_socket_group_may_read_the_stream() {
         Duration::from_secs(5),
         || {
             d.log_text()
-                .contains("refused a connection to the collector socket")
+                .contains("refused a connection to collectord's socket")
                 .then_some(())
         },
     );
@@ -461,7 +454,7 @@ fn rsyslog_running() -> bool {
         .unwrap_or(false);
     if !running {
         let msg = "rsyslogd is not running; .ci/run starts it";
-        if std::env::var_os(collectord::testing::REQUIRE_ALL_ENV).is_some() {
+        if std::env::var_os(sec_tracker_testkit::REQUIRE_ALL_ENV).is_some() {
             panic!("{msg}");
         }
         eprintln!("SKIPPED {msg}");

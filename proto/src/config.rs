@@ -1,6 +1,6 @@
 //! The configuration file: its schema, its defaults, and a loader that reports every problem.
 //!
-//! The file is JSON in the seed's schema, every key optional: a partial file is merged over the
+//! The file is JSON in the schema operators already use, every key optional: a partial file is merged over the
 //! defaults. We walk the parsed JSON ourselves rather than deriving `Deserialize`, because an
 //! operator fixing a config wants *all* of its problems at once, each naming its key, and a
 //! suggestion when a key is a typo of a known one. Serde stops at the first.
@@ -17,9 +17,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/sec-tracker/config.json";
 /// The collector's gRPC socket.
 pub const DEFAULT_COLLECTOR_SOCKET: &str = "/run/sec-tracker/collector.sock";
 /// shipperd's status socket.
-pub const DEFAULT_SHIPPER_SOCKET: &str = "/run/sec-tracker/shipper.sock";
+pub const DEFAULT_SHIPPER_SOCKET: &str = "/run/sec-tracker-shipper/shipper.sock";
 /// The group whose members may read the event stream.
 pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
+/// The user shipperd runs as.
+pub const DEFAULT_SHIPPER_USER: &str = "sec-tracker";
 /// Where the daemons keep their state.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sec-tracker";
 
@@ -66,11 +68,11 @@ pub struct ServerConfig {
     pub timeout: Duration,
     pub retry_max: u64,
     pub batch_size: u64,
-    /// Addition: a file holding the API key (instead of `api_key` in this file).
+    /// a file holding the API key (instead of `api_key` in this file).
     pub api_key_file: Option<PathBuf>,
-    /// Addition: a PEM file of CA certificates trusted besides the system's.
+    /// a PEM file of CA certificates trusted besides the system's.
     pub ca_file: Option<PathBuf>,
-    /// Addition: client certificate and key (PEM) for mutual TLS.
+    /// client certificate and key (PEM) for mutual TLS.
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
 }
@@ -84,14 +86,17 @@ pub struct AgentConfig {
     pub buffer_size: u64,
     pub max_queue_size: u64,
     pub enable_tls: bool,
-    /// Addition: the collector's socket.
+    /// the collector's socket.
     pub collector_socket: PathBuf,
-    /// Addition: the group allowed to read the stream (besides root).
+    /// the group allowed to read the stream (besides root).
     pub socket_group: String,
-    /// Addition: where the daemons keep state (collectord's file baseline; shipperd's queue).
+    /// where the daemons keep state (collectord's file baseline; shipperd's queue).
     pub state_dir: PathBuf,
-    /// Addition: shipperd's status socket.
+    /// shipperd's status socket.
     pub shipper_socket: PathBuf,
+    /// The user shipperd runs as: clients trust its status socket only when root or this user
+    /// serves it.
+    pub shipper_user: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,16 +108,16 @@ pub struct MonitoringConfig {
     pub auth_monitor: bool,
     pub watch_paths: Vec<PathBuf>,
     pub scan_interval: Duration,
-    /// Addition: command lines longer than this are cut (and marked so).
+    /// command lines longer than this are cut (and marked so).
     pub max_cmdline_bytes: u64,
-    /// Addition: run the process connector reader at real-time priority (needs CAP_SYS_NICE), so
+    /// run the process connector reader at real-time priority (needs CAP_SYS_NICE), so
     /// that the command line of a process that lives a millisecond is read before it exits.
     pub realtime_priority: bool,
-    /// Addition: paths under watch_paths that are not watched (the agent's own files always are not).
+    /// paths under watch_paths that are not watched (the agent's own files always are not).
     pub exclude_paths: Vec<PathBuf>,
-    /// Addition: regular files larger than this are not hashed (and say so).
+    /// regular files larger than this are not hashed (and say so).
     pub max_hash_bytes: u64,
-    /// Addition: the text auth logs to follow (those that exist).
+    /// the text auth logs to follow (those that exist).
     pub auth_logs: Vec<PathBuf>,
 }
 
@@ -150,6 +155,7 @@ impl Default for Config {
                 socket_group: DEFAULT_SOCKET_GROUP.to_owned(),
                 state_dir: PathBuf::from(DEFAULT_STATE_DIR),
                 shipper_socket: PathBuf::from(DEFAULT_SHIPPER_SOCKET),
+                shipper_user: DEFAULT_SHIPPER_USER.to_owned(),
             },
             monitoring: MonitoringConfig {
                 system_info: true,
@@ -361,6 +367,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.string("socket_group", &mut v.socket_group);
                 s.path("state_dir", &mut v.state_dir);
                 s.path("shipper_socket", &mut v.shipper_socket);
+                s.string("shipper_user", &mut v.shipper_user);
             }
             "monitoring" => {
                 let v = &mut c.monitoring;

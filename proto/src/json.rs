@@ -1,7 +1,10 @@
-//! The JSON shapes shared by `sec-trackerctl --json` and the server payloads.
+//! The JSON shapes: events and system information (`watch --json`, `snapshot --json`, the server
+//! payloads), gap lines, shipperd's health metrics (the health report and `status --json`) and
+//! collectord's status, each built here and only here.
 //!
-//! System information keeps the seed's field names (`cpu_info.usage_percent`, …) so existing
-//! scripts keep working. Events are one flat object each with typed `details`.
+//! System information keeps the field names of the agent sec-tracker replaces
+//! (`cpu_info.usage_percent`, …) so existing scripts keep working. Events are one flat object each
+//! with typed `details`. Enums are spelled in JSON as [`Named::name`] gives them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,71 +13,77 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::v1::{
-    event, AgentNotice, AuthEvent, Event, EventType, FileAction, FileEvent, NetworkEvent,
-    ProcessAction, ProcessEvent, Severity, SystemInfo,
+    event, AgentNotice, AuthAction, AuthEvent, CollectorStatus, Direction, Event, EventType,
+    FileAction, FileEvent, Gap, GapReason, MonitorState, NetworkAction, NetworkEvent,
+    ProcessAction, ProcessEvent, Severity, ShipperState, ShipperStatus, SocketState, SystemInfo,
 };
 
-/// Lower-case type name used in JSON, filters and the human output.
-pub fn type_name(t: EventType) -> &'static str {
-    match t {
-        EventType::Unspecified => "unknown",
-        EventType::System => "system",
-        EventType::Process => "process",
-        EventType::File => "file",
-        EventType::Auth => "auth",
-        EventType::Network => "network",
-    }
+/// How an enum of the contract is spelled in JSON, filters and the human output.
+pub trait Named: Sized + Copy + 'static {
+    fn name(self) -> &'static str;
 }
 
-/// Parses a type name as the CLI accepts it (`process`, `file`, …).
-pub fn parse_type(s: &str) -> Option<EventType> {
-    Some(match s.trim().to_ascii_lowercase().as_str() {
-        "system" => EventType::System,
-        "process" => EventType::Process,
-        "file" => EventType::File,
-        "auth" => EventType::Auth,
-        "network" => EventType::Network,
-        _ => return None,
-    })
+macro_rules! named {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl Named for $ty {
+            fn name(self) -> &'static str {
+                match self {
+                    $(<$ty>::$variant => $text),*
+                }
+            }
+        }
+    };
 }
 
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "INFO",
-        Severity::Warning => "WARNING",
-        Severity::Critical => "CRITICAL",
-    }
-}
-
-pub fn parse_severity(s: &str) -> Option<Severity> {
-    Some(match s.trim().to_ascii_lowercase().as_str() {
-        "info" => Severity::Info,
-        "warning" | "warn" => Severity::Warning,
-        "critical" | "crit" => Severity::Critical,
-        _ => return None,
-    })
-}
-
-pub fn process_action_name(a: ProcessAction) -> &'static str {
-    match a {
-        ProcessAction::Unspecified => "unknown",
-        ProcessAction::Exec => "exec",
-        ProcessAction::Exit => "exit",
-        ProcessAction::UidChange => "uid_change",
-        ProcessAction::GidChange => "gid_change",
-    }
-}
-
-pub fn file_action_name(a: FileAction) -> &'static str {
-    match a {
-        FileAction::Unspecified => "unknown",
-        FileAction::Created => "created",
-        FileAction::Modified => "modified",
-        FileAction::Deleted => "deleted",
-        FileAction::Renamed => "renamed",
-        FileAction::Attributes => "attributes",
-    }
-}
+named!(EventType {
+    Unspecified => "unknown", System => "system", Process => "process", File => "file",
+    Auth => "auth", Network => "network",
+});
+named!(Severity { Info => "INFO", Warning => "WARNING", Critical => "CRITICAL" });
+named!(ProcessAction {
+    Unspecified => "unknown", Exec => "exec", Exit => "exit", UidChange => "uid_change",
+    GidChange => "gid_change",
+});
+named!(FileAction {
+    Unspecified => "unknown", Created => "created", Modified => "modified",
+    Deleted => "deleted", Renamed => "renamed", Attributes => "attributes",
+});
+named!(AuthAction {
+    Unspecified => "unknown", SshAccepted => "ssh_accepted", SshFailed => "ssh_failed",
+    SshInvalidUser => "ssh_invalid_user", SshSessionClosed => "ssh_session_closed",
+    SshSessionOpened => "ssh_session_opened", SudoCommand => "sudo_command",
+    SudoAuthFailure => "sudo_auth_failure", SudoNotInSudoers => "sudo_not_in_sudoers",
+    SudoDenied => "sudo_denied", SuSuccess => "su_success", SuFailure => "su_failure",
+    ConsoleLogin => "console_login", ConsoleLoginFailure => "console_login_failure",
+    UserAdded => "user_added", UserChanged => "user_changed", UserDeleted => "user_deleted",
+    GroupAdded => "group_added", GroupChanged => "group_changed",
+    GroupDeleted => "group_deleted", PasswordChanged => "password_changed",
+});
+named!(NetworkAction {
+    Unspecified => "unknown", ListenOpened => "listen_opened", ListenClosed => "listen_closed",
+    ConnectionEstablished => "connection_established",
+    ConnectionClosed => "connection_closed",
+});
+named!(SocketState {
+    Unknown => "UNKNOWN", Established => "ESTABLISHED", SynSent => "SYN_SENT",
+    SynRecv => "SYN_RECV", FinWait1 => "FIN_WAIT1", FinWait2 => "FIN_WAIT2",
+    TimeWait => "TIME_WAIT", Close => "CLOSE", CloseWait => "CLOSE_WAIT", LastAck => "LAST_ACK",
+    Listen => "LISTEN", Closing => "CLOSING", NewSynRecv => "NEW_SYN_RECV", Unconn => "UNCONN",
+    Closed => "CLOSED",
+});
+named!(Direction { Unspecified => "", Inbound => "inbound", Outbound => "outbound" });
+named!(MonitorState {
+    Starting => "starting", Running => "running", Fallback => "fallback",
+    Disabled => "disabled", Failed => "failed", Stopped => "stopped",
+});
+named!(ShipperState {
+    Idle => "idle", Sending => "sending", Retrying => "retrying", PausedAuth => "paused_auth",
+    DiskError => "disk_error",
+});
+named!(GapReason {
+    Unspecified => "unknown", RingOverrun => "ring_overrun",
+    CollectorRestarted => "collector_restarted", SlowSubscriber => "slow_subscriber",
+});
 
 /// Renders bytes from the kernel (paths, arguments) on one printable line: valid UTF-8 is kept,
 /// control characters become `\n`, `\t`, `\xNN`, invalid bytes `\xNN`, and a backslash `\\`, so
@@ -139,7 +148,7 @@ pub fn rfc3339_nanos(ns: i64) -> String {
     humantime::format_rfc3339_nanos(system_time(ns)).to_string()
 }
 
-/// RFC 3339 UTC to the second, as in the seed: `2024-01-15T10:30:45Z`.
+/// RFC 3339 UTC to the second, as existing consumers expect: `2024-01-15T10:30:45Z`.
 pub fn rfc3339_seconds(ns: i64) -> String {
     humantime::format_rfc3339_seconds(system_time(ns)).to_string()
 }
@@ -151,7 +160,7 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// The seed's system-info object (plus disks, interfaces, uptime and load).
+/// The system-info object existing scripts read (plus disks, interfaces, uptime and load).
 pub fn system_info_json(s: &SystemInfo) -> Value {
     let cpu = s.cpu_info.clone().unwrap_or_default();
     let mem = s.memory_info.unwrap_or_default();
@@ -236,8 +245,8 @@ impl Serialize for EventJson<'_> {
             "timestamp",
             &Display(humantime::format_rfc3339_nanos(system_time(e.timestamp_ns))),
         )?;
-        m.serialize_entry("type", type_name(e.r#type()))?;
-        m.serialize_entry("severity", severity_name(e.severity()))?;
+        m.serialize_entry("type", e.r#type().name())?;
+        m.serialize_entry("severity", e.severity().name())?;
         m.serialize_entry("source", &e.source)?;
         m.serialize_entry("message", &e.message)?;
         if let Some(d) = &e.details {
@@ -305,7 +314,7 @@ impl Serialize for Argv<'_> {
 
 fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(None)?;
-    m.serialize_entry("action", process_action_name(p.action()))?;
+    m.serialize_entry("action", p.action().name())?;
     m.serialize_entry("pid", &p.pid)?;
     m.serialize_entry("ppid", &p.ppid)?;
     m.serialize_entry("uid", &p.uid)?;
@@ -341,7 +350,7 @@ fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Er
 
 fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(None)?;
-    m.serialize_entry("action", file_action_name(f.action()))?;
+    m.serialize_entry("action", f.action().name())?;
     m.serialize_entry("path", &Bytes(&f.path))?;
     m.serialize_entry("old_path", &Bytes(&f.old_path))?;
     m.serialize_entry("kind", &f.kind)?;
@@ -362,7 +371,7 @@ fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
 
 fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(None)?;
-    m.serialize_entry("action", &a.action)?;
+    m.serialize_entry("action", a.action().name())?;
     m.serialize_entry("user", &a.user)?;
     m.serialize_entry("target_user", &a.target_user)?;
     m.serialize_entry("source_address", &a.source_address)?;
@@ -381,14 +390,14 @@ fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
 
 fn network_details<S: Serializer>(n: &NetworkEvent, s: S) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(None)?;
-    m.serialize_entry("action", &n.action)?;
+    m.serialize_entry("action", n.action().name())?;
     m.serialize_entry("protocol", &n.protocol)?;
     m.serialize_entry("local_address", &n.local_address)?;
     m.serialize_entry("local_port", &n.local_port)?;
     m.serialize_entry("remote_address", &n.remote_address)?;
     m.serialize_entry("remote_port", &n.remote_port)?;
-    m.serialize_entry("state", &n.state)?;
-    m.serialize_entry("direction", &n.direction)?;
+    m.serialize_entry("state", n.state().name())?;
+    m.serialize_entry("direction", n.direction().name())?;
     m.serialize_entry("pid", &n.pid)?;
     m.serialize_entry("exe", &Bytes(&n.exe))?;
     m.serialize_entry("process_name", &n.process_name)?;
@@ -404,6 +413,70 @@ fn agent_details<S: Serializer>(a: &AgentNotice, s: S) -> Result<S::Ok, S::Error
     m.serialize_entry("monitor", &a.monitor)?;
     m.serialize_entry("lost", &a.lost)?;
     m.end()
+}
+
+/// A gap line: events this reader missed, announced in the stream itself.
+pub fn gap_json(g: &Gap) -> Value {
+    json!({
+        "type": "gap",
+        "reason": g.reason().name(),
+        "missed": g.missed,
+        "first_missed_seq": g.first_missed_seq,
+        "last_missed_seq": g.last_missed_seq,
+        "previous_stream_id": g.previous_stream_id,
+    })
+}
+
+/// shipperd's counters: the `metrics` of its health report, and its part of `status --json`.
+pub fn shipper_metrics_json(s: &ShipperStatus) -> Value {
+    json!({
+        "uptime_seconds": s.uptime_seconds.round() as u64,
+        "events_received": s.events_received,
+        "events_sent": s.events_sent,
+        "events_dropped": s.events_dropped,
+        "events_dead_lettered": s.events_dead_lettered,
+        "collector_gaps_missed": s.collector_gaps_missed,
+        "queue_depth": s.queue_depth,
+        "queue_bytes": s.queue_bytes,
+        "oldest_queued_age_seconds": s.oldest_queued_age_seconds,
+        "last_success": if s.last_success_ns > 0 { rfc3339_seconds(s.last_success_ns) } else { String::new() },
+        "last_error": s.last_error,
+        "collector_connected": s.collector_connected,
+        "state": s.state().name(),
+        "batches_sent": s.batches_sent,
+        "batches_resent": s.batches_resent,
+        "rss_bytes": s.rss_bytes,
+    })
+}
+
+/// collectord's part of `status --json`.
+pub fn collector_status_json(s: &CollectorStatus) -> Value {
+    let monitors: Vec<Value> = s
+        .monitors
+        .iter()
+        .map(|m| {
+            json!({"name": m.name, "enabled": m.enabled, "state": m.state().name(),
+                   "detail": m.detail, "events": m.events, "lost": m.lost, "errors": m.errors})
+        })
+        .collect();
+    json!({
+        "running": true,
+        "version": s.version,
+        "pid": s.pid,
+        "socket": s.socket_path,
+        "config": s.config_path,
+        "stream_id": s.stream_id,
+        "uptime_seconds": s.uptime_seconds.round() as u64,
+        "latest_seq": s.latest_seq,
+        "oldest_seq": s.oldest_seq,
+        "buffer_size": s.buffer_size,
+        "buffered": s.buffered,
+        "subscribers": s.subscribers,
+        "subscriber_skipped": s.subscriber_skipped,
+        "rss_bytes": s.rss_bytes,
+        "capabilities": s.capabilities,
+        "monitors": monitors,
+    })
 }
 
 #[cfg(test)]
@@ -500,19 +573,25 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip() {
-        for t in [
-            EventType::System,
-            EventType::Process,
-            EventType::File,
-            EventType::Auth,
-            EventType::Network,
-        ] {
-            assert_eq!(parse_type(type_name(t)), Some(t));
-        }
-        for s in [Severity::Info, Severity::Warning, Severity::Critical] {
-            assert_eq!(parse_severity(severity_name(s)), Some(s));
-        }
+    fn enum_spellings_are_the_json_ones() {
+        assert_eq!(AuthAction::SudoNotInSudoers.name(), "sudo_not_in_sudoers");
+        assert_eq!(NetworkAction::ListenOpened.name(), "listen_opened");
+        assert_eq!(SocketState::CloseWait.name(), "CLOSE_WAIT");
+        assert_eq!(Direction::Unspecified.name(), "");
+        assert_eq!(ShipperState::PausedAuth.name(), "paused_auth");
+        assert_eq!(MonitorState::Fallback.name(), "fallback");
+        assert_eq!(GapReason::RingOverrun.name(), "ring_overrun");
+        let g = gap_json(&Gap {
+            reason: GapReason::SlowSubscriber as i32,
+            missed: 3,
+            first_missed_seq: 5,
+            last_missed_seq: 7,
+            previous_stream_id: String::new(),
+        });
+        assert_eq!(
+            g.to_string(),
+            r#"{"type":"gap","reason":"slow_subscriber","missed":3,"first_missed_seq":5,"last_missed_seq":7,"previous_stream_id":""}"#
+        );
     }
 
     #[test]

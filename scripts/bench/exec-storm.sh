@@ -6,7 +6,7 @@
 #   bpftrace      tracepoint:syscalls:sys_enter_execve printing the pid and join(args->argv): the
 #                 argv comes from the exec call itself, so it cannot miss a command line, only
 #                 lose events when its perf buffer overflows
-#   poll 5 s      collectord/examples/poll_collector.rs: lists /proc every 5 s (a naive agent)
+#   poll 5 s      poll-collector (scripts/testkit): lists /proc every 5 s (a naive agent)
 # Reports, per run and as medians:
 #   captured  exec events seen for the storm's pids / pids spawned
 #   cmdline   events whose command line names the process's unique argument / pids spawned
@@ -82,7 +82,7 @@ for run in $(seq 1 "$RUNS"); do
   "$BIN"/sec-trackerctl --socket "$d/c.sock" watch --json --type process > "$d/ours.jsonl" &
   forkstat -e exec > "$d/fs.txt" 2>/dev/null &
   forkstat -r -e exec > "$d/fsr.txt" 2>/dev/null &
-  "$BIN"/examples/poll_collector 5 > "$d/poll.txt" &
+  "$BIN"/poll-collector 5 > "$d/poll.txt" &
   outs=("$d/ours.jsonl" "$d/fs.txt" "$d/fsr.txt")
   if [ -z "$BPF_WHY" ]; then
     bpftrace -B line -e "$BPF_PROG" > "$d/bpf.txt" 2> "$d/bpf.log" &
@@ -91,7 +91,7 @@ for run in $(seq 1 "$RUNS"); do
   await_marker "ready-$tag" "${outs[@]}"
   await_scans 1 "$d/poll.txt"
   before=$(cpu_ticks $cpid)
-  "$BIN"/examples/exec_storm "$COUNT" "$tag" "$d/pids" "$PARALLEL" 2> "$d/storm.txt"
+  "$BIN"/exec-storm "$COUNT" "$tag" "$d/pids" "$PARALLEL" 2> "$d/storm.txt"
   await_marker "done-$tag" "${outs[@]}"
   after=$(cpu_ticks $cpid)
   peak_kb=$(status_kib $cpid VmHWM)

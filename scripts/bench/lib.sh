@@ -2,8 +2,8 @@
 # Helpers shared by the benchmark scripts and scripts/soak.sh. Sourced, not run: the sourcing
 # script is in the repository's root directory and runs with `set -euo pipefail`.
 
-# bench_setup NAME: builds what the benchmarks run and sets BIN (the release binaries, examples
-# under $BIN/examples), HZ (clock ticks a second) and WORK (a fresh directory under /tmp). On exit
+# bench_setup NAME: builds what the benchmarks run and sets BIN (the release binaries, the test
+# kit's among them), HZ (clock ticks a second) and WORK (a fresh directory under /tmp). On exit
 # the background jobs are stopped and WORK is removed, unless KEEP=1.
 bench_setup() {
   echo "building (release)…" >&2

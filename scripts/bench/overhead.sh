@@ -2,16 +2,16 @@
 # Overhead of the agent as installed: release collectord and shipperd with the installed
 # defaults (scripts/deb/config.json: every monitor on, watch_paths /etc /usr/bin /var/log plus a
 # scratch tree, batch_size 100, report_interval 60s), shipping over real TLS to
-# shipperd/examples/bench_server.rs (the test management server, which counts what arrives and
+# test-server --stats (scripts/testkit: the management-server double, which counts what arrives and
 # keeps nothing: management_server.rs keeps and re-copies every batch it received every 0.5 s,
 # which on a 2-core machine would bill its growing cost to the figures here).
 #
 # Three phases, each with freshly started daemons, measured over SECONDS_PER_PHASE once both are
 # up (collectord's file baseline built, shipperd subscribed) and SETTLE s have passed:
 #   idle    nothing but the machine's own activity
-#   exec    collectord/examples/load_gen.rs starting `/bin/true <tag>` EXEC_RATE times a second
+#   exec    load-gen (scripts/testkit) starting `/bin/true <tag>` EXEC_RATE times a second
 #           (deadline-paced; each is an exec and an exit event)
-#   write   load_gen creating and writing WRITE_RATE files a second in the watched scratch tree
+#   write   load-gen creating and writing WRITE_RATE files a second in the watched scratch tree
 #           (each a created event with a SHA-256)
 # Per daemon: CPU in % of one core ((utime + stime) from /proc/<pid>/stat over the phase / wall
 # time), RSS at the end of the phase (VmRSS) and its peak (VmHWM). Also the load's achieved rate,
@@ -44,7 +44,7 @@ phase() {
   D=$1; WAIT_LOG_DIR=$1; local kind=$2
   mkdir -p "$D/tree"
   WATCHED_PIDS=()
-  "$BIN/examples/bench_server" "$D/server" > "$D/server.jsonl" 2> "$D/server.log" &
+  "$BIN/test-server" "$D/server" --stats > "$D/server.jsonl" 2> "$D/server.log" &
   WATCHED_PIDS+=($!)
   wait_for "the server's config" 30 test -f "$D/server/config.json"
   jq --arg state "$D/cstate" --arg tree "$D/tree" --slurpfile s "$D/server/config.json" '
@@ -64,8 +64,8 @@ phase() {
   n0=$(delivered); c0=$(cpu_ticks $cpid); s0=$(cpu_ticks $spid); t0=$EPOCHREALTIME
   case $kind in
     idle) sleep "$SECS" ;;
-    exec) "$BIN/examples/load_gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
-    write) "$BIN/examples/load_gen" write "$D/tree/load" "$WRITE_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
+    exec) "$BIN/load-gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
+    write) "$BIN/load-gen" write "$D/tree/load" "$WRITE_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log" ;;
   esac
   t1=$EPOCHREALTIME
   local c1 s1; c1=$(cpu_ticks $cpid); s1=$(cpu_ticks $spid)

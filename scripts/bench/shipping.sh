@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end server-mode benchmark: synthetic collector → shipperd (release) → local HTTPS server.
 #
-#   synthetic_collector (collectord/examples) serves the real Collector gRPC service and publishes
+#   synthetic-collector (scripts/testkit) serves the real Collector gRPC service and publishes
 #     synthetic process-exec events (~550 bytes of JSON each) as fast as shipperd takes them:
 #     never more than MAX_AHEAD events beyond what shipperd reports delivered, so the collector's
 #     ring is never overrun and shipperd's queue stays bounded (in = out: a sustainable rate).
 #   shipperd: the release binary, real SQLite queue in a fresh state directory, real TLS.
-#   bench_server (shipperd/examples): shipperd::testing::TestServer (rustls, gunzips and parses
+#   test-server --stats (scripts/testkit): the management-server double (rustls, gunzips and parses
 #     every batch), batch_size BATCH_SIZE, report_interval 1s.
 #
 # Per run, over the window from WARMUP s after the first batch to SECONDS_PER_RUN-1 s:
@@ -49,11 +49,11 @@ one_pass() {
   D=$1; WAIT_LOG_DIR=$1; local secs=$2 rate=${3:-}
   mkdir -p "$D"
   WATCHED_PIDS=()
-  "$BIN/examples/bench_server" "$D" --batch-size "$BATCH" --window "$WARMUP" $((secs - 1)) \
+  "$BIN/test-server" "$D" --stats --batch-size "$BATCH" --window "$WARMUP" $((secs - 1)) \
     > "$D/server.jsonl" 2> "$D/server.log" &
   local spid=$!; WATCHED_PIDS+=("$spid")
   wait_for "the server's config" 30 test -f "$D/config.json"
-  "$BIN/examples/synthetic_collector" "$D/c.sock" --seconds "$secs" --pace-socket "$D/s.sock" \
+  "$BIN/synthetic-collector" "$D/c.sock" --seconds "$secs" --pace-socket "$D/s.sock" \
     --max-ahead "$MAX_AHEAD" ${rate:+--rate "$rate"} > "$D/collector.out" 2> "$D/collector.log" &
   local cpid=$!; WATCHED_PIDS+=("$cpid")
   wait_for "the collector socket" 30 test -S "$D/c.sock"

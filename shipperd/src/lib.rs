@@ -3,15 +3,18 @@
 //! the queue to the management server in batches over TLS, at least once, through restarts,
 //! crashes and outages.
 //!
-//! Where to look: [`queue`] is the durable queue (SQLite); [`sender`] is the HTTPS client
-//! (TLS, gzip, retries, status handling); [`daemon`] wires them to collectord's stream (the
-//! receiver), to the server (the delivery loop, health reports) and to the status socket.
-//! [`memory`] is the one module with `unsafe` (an allocator setting).
+//! Where to look: [`sender`] is the HTTPS client (TLS, gzip, answers, `Retry-After`); with the
+//! `daemon` feature (the default), [`queue`] is the durable queue (SQLite) and [`daemon`] wires
+//! them to collectord's stream (the receiver), to the server (the delivery loop, health reports)
+//! and to the status socket. [`memory`] is the one module with `unsafe` (an allocator setting).
+//! Without the feature the crate is the sender alone: `sec-trackerctl test-connection` checks
+//! the way to the server with the very code that delivers, without linking the queue.
 
-pub mod daemon;
-pub mod memory;
-pub mod queue;
 pub mod sender;
 
-#[cfg(feature = "testing")]
-pub mod testing;
+#[cfg(feature = "daemon")]
+pub mod daemon;
+#[cfg(feature = "daemon")]
+pub mod memory;
+#[cfg(feature = "daemon")]
+pub mod queue;

@@ -10,11 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sec_tracker_proto::Config;
+use sec_tracker_proto::daemon::{DaemonArgs, EXIT_BAD_CONFIG};
 use shipperd::daemon::{self, Options};
-
-/// Exit status for a configuration error, as collectord.
-const EXIT_BAD_CONFIG: u8 = 64;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,13 +20,8 @@ const EXIT_BAD_CONFIG: u8 = 64;
     about = "sec-tracker shipper: delivers collectord's events to the management server"
 )]
 struct Args {
-    /// Log to this file instead of stderr, rotated at 10 MiB with 5 gzipped files kept
-    /// (e.g. /var/log/sec-tracker/agent.log).
-    #[arg(long, value_name = "PATH")]
-    log_file: Option<PathBuf>,
-    /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
     /// collectord's socket; overrides agent.collector_socket.
     #[arg(long, value_name = "PATH")]
     collector_socket: Option<PathBuf>,
@@ -47,16 +39,9 @@ struct Args {
 fn main() -> ExitCode {
     shipperd::memory::single_malloc_arena();
     let args = Args::parse();
-    if let Err(e) = collectord::logfile::init_tracing(args.log_file.as_deref()) {
-        eprintln!("shipperd: cannot open the log file: {e}");
-        return ExitCode::FAILURE;
-    }
-    let (config, config_path) = match Config::load_or_default(args.config.as_deref()) {
+    let (config, config_path) = match args.daemon.start("shipperd") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("shipperd: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
+        Err(code) => return code,
     };
     if nix::unistd::geteuid().is_root() && !args.allow_root {
         eprintln!(

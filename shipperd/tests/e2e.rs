@@ -8,20 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use collectord::testing::{require_root, wait_for, Daemon};
+use sec_tracker_testkit::server::{Mode, TestCa, TestCert, TestServer, TEST_API_KEY};
+use sec_tracker_testkit::{require_root, wait_for, Daemon};
 use serde_json::Value;
-use shipperd::testing::{Mode, TestCa, TestCert, TestServer, TEST_API_KEY};
 
 const SHIPPERD: &str = env!("CARGO_BIN_EXE_shipperd");
 
 fn collectord_bin() -> PathBuf {
-    let p = Path::new(SHIPPERD).with_file_name("collectord");
-    assert!(
-        p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        p.display()
-    );
-    p
+    sec_tracker_testkit::workspace_bin(SHIPPERD, "collectord")
 }
 
 /// One collectord watching `tree`, one shipperd, one server.
@@ -67,7 +61,10 @@ impl Stack {
         }
         let cfg = serde_json::json!({
             "server": server_cfg,
-            "agent": {"id": "e2e-agent", "report_interval": "1s", "max_queue_size": setup.max_queue},
+            // shipper_user: the unprivileged test runs shipperd as nobody, and the CLI trusts its
+            // status socket only when root or this user serves it.
+            "agent": {"id": "e2e-agent", "report_interval": "1s", "max_queue_size": setup.max_queue,
+                      "shipper_user": "nobody"},
         });
         std::fs::write(&config, serde_json::to_vec(&cfg).unwrap()).unwrap();
         let mut stack = Stack {
@@ -318,7 +315,7 @@ async fn outages_are_ridden_out_and_retry_after_is_respected() {
         })
         .await;
     let names = s.make_events(5);
-    let data = |server: &TestServer| -> Vec<shipperd::testing::RequestRecord> {
+    let data = |server: &TestServer| -> Vec<sec_tracker_testkit::server::RequestRecord> {
         server
             .requests()
             .into_iter()
@@ -636,7 +633,7 @@ async fn unprivileged_shipperd_and_the_operators_view() {
     if !require_root("e2e_unprivileged") {
         return;
     }
-    let gid = collectord::testing::socket_group_gid();
+    let gid = sec_tracker_testkit::socket_group_gid();
 
     let ca = TestCa::new();
     let cert = ca.localhost_cert();
@@ -694,6 +691,8 @@ async fn unprivileged_shipperd_and_the_operators_view() {
 
     let ctl = Path::new(SHIPPERD).with_file_name("sec-trackerctl");
     let out = Command::new(&ctl)
+        .arg("--config")
+        .arg(&s.config)
         .arg("--socket")
         .arg(&s.collector.socket)
         .arg("--shipper-socket")
@@ -712,6 +711,8 @@ async fn unprivileged_shipperd_and_the_operators_view() {
     assert_eq!(v["shipper"]["collector_connected"], true);
     assert!(v["shipper"]["events_sent"].as_u64().unwrap() >= 10, "{v}");
     let human = Command::new(&ctl)
+        .arg("--config")
+        .arg(&s.config)
         .arg("--socket")
         .arg(&s.collector.socket)
         .arg("--shipper-socket")

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use sec_tracker_proto::config::{Config, Secret};
+use sec_tracker_testkit::server::{Mode, ServerOptions, TestCa, TestServer, TEST_API_KEY};
 use shipperd::sender::{parse_retry_after, Backoff, Outcome, Sender, SenderError};
-use shipperd::testing::{Mode, ServerOptions, TestCa, TestServer, TEST_API_KEY};
 
 struct Fixture {
     ca: TestCa,

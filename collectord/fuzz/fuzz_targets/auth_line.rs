@@ -5,10 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// Included by path (std-only) so the fuzz build does not pull in collectord's dependencies.
-#[allow(dead_code)]
-#[path = "../../src/monitors/auth/parse.rs"]
-mod parse;
+use collectord::monitors::auth::parse;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(rec)) = parse::parse_line(data) {

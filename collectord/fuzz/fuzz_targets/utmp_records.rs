@@ -3,10 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// Included by path (std-only) so the fuzz build does not pull in collectord's dependencies.
-#[allow(dead_code)]
-#[path = "../../src/monitors/auth/utmp.rs"]
-mod utmp;
+use collectord::monitors::auth::utmp;
 
 fuzz_target!(|data: &[u8]| {
     let (records, rest) = utmp::parse_records(data);

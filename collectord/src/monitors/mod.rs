@@ -9,7 +9,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sec_tracker_proto::v1::{event, AgentNotice, Event, EventType, MonitorStatus, Severity};
+use sec_tracker_proto::v1::{
+    event, AgentNotice, Event, EventType, MonitorState, MonitorStatus, Severity,
+};
 use sec_tracker_proto::Config;
 use tokio_util::sync::CancellationToken;
 
@@ -91,26 +93,30 @@ pub struct MonitorHealth {
     pub events: AtomicU64,
     pub lost: AtomicU64,
     pub errors: AtomicU64,
-    state: Mutex<(String, String)>,
+    state: Mutex<(MonitorState, String)>,
 }
 
 impl MonitorHealth {
     pub fn new(name: &'static str, enabled: bool) -> Arc<MonitorHealth> {
-        let state = if enabled { "starting" } else { "disabled" };
+        let state = if enabled {
+            MonitorState::Starting
+        } else {
+            MonitorState::Disabled
+        };
         Arc::new(MonitorHealth {
             name,
             enabled,
             events: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            state: Mutex::new((state.to_owned(), String::new())),
+            state: Mutex::new((state, String::new())),
         })
     }
 
-    /// `state` is one of running, fallback, failed, stopped; `detail` says why.
-    pub fn set_state(&self, state: &str, detail: impl Into<String>) {
+    /// `detail` says why, or how it runs.
+    pub fn set_state(&self, state: MonitorState, detail: impl Into<String>) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *s = (state.to_owned(), detail.into());
+        *s = (state, detail.into());
     }
 
     pub fn status(&self) -> MonitorStatus {
@@ -118,7 +124,7 @@ impl MonitorHealth {
         MonitorStatus {
             name: self.name.to_owned(),
             enabled: self.enabled,
-            state,
+            state: state as i32,
             detail,
             events: self.events.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),

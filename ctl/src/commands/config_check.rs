@@ -6,7 +6,7 @@ use sec_tracker_proto::config::DEFAULT_CONFIG_PATH;
 use sec_tracker_proto::Config;
 
 /// Returns the process exit code: 0 valid, 1 invalid.
-pub fn run(path: Option<&Path>) -> u8 {
+pub(crate) fn run(path: Option<&Path>) -> u8 {
     let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
     match Config::load(path) {
         Ok(c) => {

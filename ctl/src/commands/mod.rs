@@ -1,10 +1,10 @@
 //! One module per subcommand.
 
-pub mod config_check;
-pub mod snapshot;
-pub mod status;
-pub mod test_connection;
-pub mod watch;
+pub(crate) mod config_check;
+pub(crate) mod snapshot;
+pub(crate) mod status;
+pub(crate) mod test_connection;
+pub(crate) mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use crate::cli::OutputArgs;
 use crate::render::Style;
 
 /// What every command gets: the loaded config and where to find collectord.
-pub struct Context {
+pub(crate) struct Context {
     pub config: Config,
     pub config_path: Option<PathBuf>,
     pub socket: PathBuf,
@@ -24,7 +24,7 @@ pub struct Context {
 
 impl Context {
     /// Flags win over the config's `local_output`; colour also needs a terminal and no NO_COLOR.
-    pub fn style(&self, o: &OutputArgs) -> Style {
+    pub(crate) fn style(&self, o: &OutputArgs) -> Style {
         let lo = &self.config.local_output;
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let force = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");

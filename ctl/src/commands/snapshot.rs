@@ -1,11 +1,12 @@
-//! `snapshot`: the seed's one-shot scan.
+//! `snapshot`: a one-shot system scan.
 
 use crate::cli::SnapshotArgs;
 use crate::commands::Context;
 use crate::render::Printer;
-use crate::source::{probe, Probe};
+use crate::source::probe;
+use sec_tracker_proto::local::client::Probe;
 
-pub async fn run(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<()> {
     let info = if !args.standalone && matches!(probe(&ctx.socket)?, Probe::Up) {
         let mut client = crate::source::connect(&ctx.socket).await?;
         client

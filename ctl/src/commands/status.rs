@@ -5,14 +5,16 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::commands::Context;
 use crate::render::{format_bytes, format_uptime};
-use crate::source::{connect, probe, Probe};
+use crate::source::{connect, probe};
+use sec_tracker_proto::json::{collector_status_json, shipper_metrics_json, Named};
+use sec_tracker_proto::local::client::{self, Probe};
 use sec_tracker_proto::v1::shipper_client::ShipperClient;
-use sec_tracker_proto::v1::{ShipperStatus, ShipperStatusRequest};
+use sec_tracker_proto::v1::{MonitorState, ShipperStatus, ShipperStatusRequest};
 
 /// Exit code when the collector is not running, as `systemctl status` does.
-pub const EXIT_NOT_RUNNING: u8 = 3;
+pub(crate) const EXIT_NOT_RUNNING: u8 = 3;
 
-pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
+pub(crate) async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
     let shipper = shipper_status(ctx).await;
     if let Probe::Absent(why) = probe(&ctx.socket)? {
         if args.json {
@@ -32,32 +34,8 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
         .map_err(|st| anyhow::anyhow!("collectord: {}", st.message()))?
         .into_inner();
     if args.json {
-        let monitors: Vec<_> = s
-            .monitors
-            .iter()
-            .map(|m| {
-                json!({"name": m.name, "enabled": m.enabled, "state": m.state, "detail": m.detail,
-                       "events": m.events, "lost": m.lost, "errors": m.errors})
-            })
-            .collect();
-        let v = json!({"shipper": shipper_json(ctx, &shipper), "collector": {
-            "running": true,
-            "version": s.version,
-            "pid": s.pid,
-            "socket": s.socket_path,
-            "config": s.config_path,
-            "stream_id": s.stream_id,
-            "uptime_seconds": s.uptime_seconds.round() as u64,
-            "latest_seq": s.latest_seq,
-            "oldest_seq": s.oldest_seq,
-            "buffer_size": s.buffer_size,
-            "buffered": s.buffered,
-            "subscribers": s.subscribers,
-            "subscriber_skipped": s.subscriber_skipped,
-            "rss_bytes": s.rss_bytes,
-            "capabilities": s.capabilities,
-            "monitors": monitors,
-        }});
+        let v =
+            json!({"shipper": shipper_json(ctx, &shipper), "collector": collector_status_json(&s)});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
@@ -95,9 +73,9 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
     println!("  monitors:");
     for m in &s.monitors {
         let state = if m.enabled {
-            m.state.as_str()
+            m.state().name()
         } else {
-            "disabled"
+            MonitorState::Disabled.name()
         };
         let mut line = format!("    {:<16} {:<11} events {:>8}", m.name, state, m.events);
         if m.lost > 0 {
@@ -122,9 +100,12 @@ async fn shipper_status(ctx: &Context) -> Result<ShipperStatus, String> {
         Ok(Probe::Absent(why)) => return Err(why),
         Err(e) => return Err(format!("{e:#}")),
     }
-    let channel = crate::source::channel(&ctx.shipper_socket)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let channel = client::connect(
+        &ctx.shipper_socket,
+        &client::Trust::shipper(&ctx.config.agent.shipper_user),
+    )
+    .await
+    .map_err(|e| format!("{e}"))?;
     ShipperClient::new(channel)
         .status(ShipperStatusRequest {})
         .await
@@ -138,7 +119,7 @@ fn shipper_json(ctx: &Context, s: &Result<ShipperStatus, String>) -> serde_json:
             json!({"running": false, "socket": ctx.shipper_socket.display().to_string(), "error": why})
         }
         Ok(s) => {
-            let mut m = shipperd::daemon::metrics(s);
+            let mut m = shipper_metrics_json(s);
             if let Some(o) = m.as_object_mut() {
                 o.insert("running".into(), json!(true));
                 o.insert("pid".into(), json!(s.pid));
@@ -161,7 +142,7 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
     };
     println!(
         "shipperd: {} (pid {}, version {}, up {})",
-        s.state,
+        s.state().name(),
         s.pid,
         s.version,
         format_uptime(s.uptime_seconds)

@@ -4,7 +4,7 @@
 use sec_tracker_proto::Config;
 
 /// Returns the exit code: 0 when every step passed.
-pub async fn run(config: &Config) -> anyhow::Result<u8> {
+pub(crate) async fn run(config: &Config) -> anyhow::Result<u8> {
     if config.server.url.trim().is_empty() {
         println!("server.url is not set: there is no server to test (local mode needs none)");
         return Ok(1);

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use anyhow::bail;
 use futures_util::StreamExt;
-use sec_tracker_proto::json::{parse_severity, parse_type, type_name};
+use sec_tracker_proto::backoff::Backoff;
 use sec_tracker_proto::v1::subscribe_response::Item;
-use sec_tracker_proto::v1::{EventType, SubscribeRequest};
+use sec_tracker_proto::v1::{EventType, Severity, SubscribeRequest};
 
 use crate::cli::{SnapshotArgs, WatchArgs};
 use crate::commands::{snapshot, Context};
 use crate::render::Printer;
 use crate::source::Source;
 
-pub async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
     if ctx.config.local_output.one_shot {
         let snap = SnapshotArgs {
             output: args.output.clone(),
@@ -23,13 +23,12 @@ pub async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
         };
         return snapshot::run(ctx, &snap).await;
     }
-    let types = parse_types(&args.types)?;
-    let Some(min_severity) = parse_severity(&args.min_severity) else {
-        bail!(
-            "unknown severity {:?}; use info, warning or critical",
-            args.min_severity
-        );
-    };
+    let types: Vec<i32> = args
+        .types
+        .iter()
+        .map(|t| EventType::from(*t) as i32)
+        .collect();
+    let min_severity = Severity::from(args.min_severity);
     let style = ctx.style(&args.output);
     let mut source = Source::open(
         &ctx.config,
@@ -115,38 +114,26 @@ async fn reconnect(
     ctx: &Context,
     ctrl_c: &mut std::pin::Pin<&mut impl std::future::Future>,
 ) -> anyhow::Result<Source> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        if let Ok(client) = crate::source::connect(&ctx.socket).await {
-            eprintln!("sec-trackerctl: reconnected");
-            return Ok(Source::Daemon(client));
+        match crate::source::connect(&ctx.socket).await {
+            Ok(client) => {
+                eprintln!("sec-trackerctl: reconnected");
+                return Ok(Source::Daemon(client));
+            }
+            // Someone else serves the socket now: never read from it, and say why.
+            Err(e) if is_untrusted_server(&e) => return Err(e),
+            Err(_) => {}
         }
         tokio::select! {
             _ = ctrl_c.as_mut() => std::process::exit(0),
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
-fn parse_types(names: &[String]) -> anyhow::Result<Vec<i32>> {
-    names
-        .iter()
-        .filter(|n| !n.trim().is_empty())
-        .map(|n| match parse_type(n) {
-            Some(t) => Ok(t as i32),
-            None => bail!(
-                "unknown event type {n:?}; use {}",
-                [
-                    EventType::Process,
-                    EventType::File,
-                    EventType::Auth,
-                    EventType::Network,
-                    EventType::System
-                ]
-                .map(type_name)
-                .join(", ")
-            ),
-        })
-        .collect()
+fn is_untrusted_server(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
 }

@@ -1,10 +1,9 @@
-//! The seed's human-readable layout.
+//! The human-readable layout operators know: `== SYSTEM INFORMATION ==` and `>>> EVENT <<<` blocks.
 
 use std::io::{self, Write};
 
 use sec_tracker_proto::json::{
-    details_json, escape_bytes, join_argv, json_bytes, process_action_name, rfc3339_seconds,
-    severity_name, type_name,
+    details_json, escape_bytes, join_argv, json_bytes, rfc3339_seconds, Named,
 };
 use sec_tracker_proto::v1::{event, Event, Gap, ProcessAction, ProcessEvent, Severity, SystemInfo};
 use serde_json::Value;
@@ -35,18 +34,18 @@ impl Paint {
             Severity::Warning => YELLOW,
             Severity::Critical => RED,
         };
-        self.wrap(code, severity_name(s))
+        self.wrap(code, s.name())
     }
 }
 
 /// `2024-01-15 10:30:45 UTC`
-pub fn format_time(ns: i64) -> String {
+pub(super) fn format_time(ns: i64) -> String {
     let t = rfc3339_seconds(ns);
     format!("{} UTC", t.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
-/// Binary units with one decimal, as the seed: `16.0 GB`.
-pub fn format_bytes(n: u64) -> String {
+/// Binary units with one decimal: `16.0 GB`.
+pub(crate) fn format_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -61,8 +60,8 @@ pub fn format_bytes(n: u64) -> String {
     }
 }
 
-/// As the seed: `45m`, `5.2h`, `2.5d`.
-pub fn format_uptime(secs: f64) -> String {
+/// `45m`, `5.2h`, `2.5d`.
+pub(crate) fn format_uptime(secs: f64) -> String {
     if secs < 3600.0 {
         format!("{}m", (secs / 60.0).floor() as u64)
     } else if secs < 86_400.0 {
@@ -167,7 +166,7 @@ pub(super) fn event_block(out: &mut impl Write, e: &Event, style: Style) -> io::
     if style.show_timestamp {
         writeln!(out, "Time: {}", format_time(e.timestamp_ns))?;
     }
-    writeln!(out, "Type: {}", type_name(e.r#type()))?;
+    writeln!(out, "Type: {}", e.r#type().name())?;
     writeln!(out, "Severity: {}", p.severity(e.severity()))?;
     writeln!(out, "Source: {}", e.source)?;
     writeln!(out, "Message: {}", one_line(&e.message))?;
@@ -183,16 +182,16 @@ pub(super) fn compact_line(out: &mut impl Write, e: &Event, style: Style) -> io:
     if style.show_timestamp {
         write!(out, "{} ", p.wrap(DIM, &format_time(e.timestamp_ns)))?;
     }
-    let sev = format!("{:<8}", severity_name(e.severity()));
+    let sev = format!("{:<8}", e.severity().name());
     let sev = if style.color {
-        p.severity(e.severity()) + &" ".repeat(8 - severity_name(e.severity()).len())
+        p.severity(e.severity()) + &" ".repeat(8 - e.severity().name().len())
     } else {
         sev
     };
     write!(
         out,
         "{sev} {:<7} {}",
-        type_name(e.r#type()),
+        e.r#type().name(),
         one_line(&e.message)
     )?;
     match &e.details {
@@ -280,7 +279,7 @@ fn process_details(p: &ProcessEvent) -> String {
         }
         ProcessAction::UidChange | ProcessAction::GidChange => {
             parts.push(format!("Name={}", p.name));
-            parts.push(format!("Action={}", process_action_name(p.action())));
+            parts.push(format!("Action={}", p.action().name()));
             parts.push(format!("UID={}->{}", p.old_uid, p.uid));
             parts.push(format!("EUID={}", p.euid));
             if !p.exe.is_empty() {
@@ -319,7 +318,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_uptime_as_the_seed() {
+    fn sizes_and_uptime_as_operators_know_them() {
         assert_eq!(format_bytes(17_179_869_184), "16.0 GB");
         assert_eq!(format_bytes(512), "512 B");
         assert_eq!(format_uptime(216_000.0), "2.5d");

@@ -1,6 +1,6 @@
 use super::*;
 
-/// The seed README's full example, as an operator would paste it.
+/// The documented full example (the README of the agent sec-tracker replaces), as an operator would paste it.
 const SEED_EXAMPLE: &str = r#"{
   "server":  {"url": "https://your-server.com", "api_key": "your-api-key", "timeout": "30s", "retry_max": 3, "batch_size": 100},
   "agent":   {"id": "unique-agent-id", "name": "server-name", "report_interval": "60s",
@@ -21,7 +21,7 @@ fn problems(text: &str) -> Vec<String> {
 
 #[test]
 fn seed_example_loads_with_its_values() {
-    let c = Config::from_json_str(SEED_EXAMPLE).expect("seed example");
+    let c = Config::from_json_str(SEED_EXAMPLE).expect("the documented example");
     assert_eq!(c.server.url, "https://your-server.com");
     assert_eq!(c.server.api_key.expose(), "your-api-key");
     assert_eq!(c.server.timeout, Duration::from_secs(30));

@@ -27,10 +27,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Shared;
 use crate::queue::{Batch, QueueError};
 use crate::sender::{Backoff, Outcome, Sender};
+use sec_tracker_proto::v1::ShipperState;
 
 /// Batches sent at the same time at most. Enough to keep the link busy while the server parses
 /// a batch; more only adds memory (a batch in flight is held whole).
-pub const IN_FLIGHT: usize = 3;
+pub(super) const IN_FLIGHT: usize = 3;
 
 /// How long every sender waits after the queue failed to record a batch's outcome: the batch is
 /// sent again, and without a pause a failing disk would have it sent at network speed.
@@ -52,7 +53,7 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
         let Some(batch) = next_due_batch(&shared, batch_size, interval, others_idle).await else {
             continue;
         };
-        shared.set_state_if_ok("sending");
+        shared.set_state_if_ok(ShipperState::Sending);
         senders.spawn(deliver(
             Arc::clone(&shared),
             Arc::clone(&sender),
@@ -116,7 +117,7 @@ async fn next_due_batch(
             Ok(Found::Due(batch)) => return batch,
             Ok(Found::NotYet { events: 0, .. }) => {
                 if nothing_in_flight() {
-                    shared.set_state_if_ok("idle");
+                    shared.set_state_if_ok(ShipperState::Idle);
                 }
                 interval
             }
@@ -170,15 +171,15 @@ async fn deliver(
                 if let Err(e) = shared.with_queue(move |q| q.ack(&batch_id)).await {
                     // The server has it; unsettled, it goes out again under the same id.
                     give_back(&shared, &gate, &id, e).await;
-                } else if shared.state() != "disk_error" {
-                    shared.set_state("sending");
+                } else if shared.state() != ShipperState::DiskError {
+                    shared.set_state(ShipperState::Sending);
                 }
                 tracing::debug!(events = payloads.len(), took = ?started.elapsed(), "batch delivered");
                 return;
             }
             Outcome::Retry { after, reason } => {
                 attempts += 1;
-                shared.set_state("retrying");
+                shared.set_state(ShipperState::Retrying);
                 shared.set_error(format!("server: {reason}"));
                 if attempts % retry_max == 0 {
                     // Enough for this round: the batch stays queued and waits an interval.
@@ -191,14 +192,14 @@ async fn deliver(
             }
             Outcome::TlsFailure { reason } => {
                 attempts += 1;
-                shared.set_state("retrying");
+                shared.set_state(ShipperState::Retrying);
                 shared.set_error(format!("TLS: {reason}"));
                 tracing::error!(reason = %reason, "TLS to the server failed: nothing was sent");
                 gate.failure(Duration::from_secs(5));
             }
             Outcome::Unauthorized { status, reason } => {
                 attempts += 1;
-                shared.set_state("paused_auth");
+                shared.set_state(ShipperState::PausedAuth);
                 shared.set_error(format!("server refused the API key ({status}): {reason}"));
                 tracing::error!(status, reason = %reason, "the server refused the API key; sending is paused, events are kept");
                 gate.pause(interval);
@@ -325,8 +326,11 @@ async fn sleep_or_stop(shared: &Shared, d: Duration) {
 
 impl Shared {
     /// Only when not in an error state that a later success clears.
-    fn set_state_if_ok(&self, s: &'static str) {
-        if !matches!(self.state(), "disk_error" | "paused_auth" | "retrying") {
+    fn set_state_if_ok(&self, s: ShipperState) {
+        if !matches!(
+            self.state(),
+            ShipperState::DiskError | ShipperState::PausedAuth | ShipperState::Retrying
+        ) {
             self.set_state(s);
         }
     }

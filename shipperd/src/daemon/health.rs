@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use sec_tracker_proto::json::{now_ns, rfc3339_seconds};
+use sec_tracker_proto::json::{now_ns, shipper_metrics_json};
+use sec_tracker_proto::v1::ShipperState;
 use sec_tracker_proto::v1::ShipperStatus;
-use serde_json::{json, Value};
 
 use super::Shared;
 use crate::sender::{Outcome, Sender};
@@ -22,11 +22,11 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
         let status = snapshot(&shared).await;
         let healthy = status.last_error.is_empty()
             && status.collector_connected
-            && status.state != "paused_auth";
+            && status.state() != ShipperState::PausedAuth;
         match sender
             .send_health(
                 if healthy { "healthy" } else { "degraded" },
-                metrics(&status),
+                shipper_metrics_json(&status),
             )
             .await
         {
@@ -60,42 +60,10 @@ pub(super) async fn snapshot(shared: &Shared) -> ShipperStatus {
             .map_or(0.0, |t| ((now_ns() - t).max(0) as f64) / 1e9),
         last_success_ns: shared.last_success_ns.load(Ordering::Relaxed),
         last_error: shared.last_error(),
-        state: shared.state().into(),
-        rss_bytes: rss_bytes(),
+        state: shared.state() as i32,
+        rss_bytes: sec_tracker_proto::daemon::own_rss_bytes(),
         batches_sent: shared.batches_sent.load(Ordering::Relaxed),
         batches_resent: shared.batches_resent.load(Ordering::Relaxed),
         queue_path: shared.queue_path.display().to_string(),
     }
-}
-
-pub fn metrics(s: &ShipperStatus) -> Value {
-    json!({
-        "uptime_seconds": s.uptime_seconds.round() as u64,
-        "events_received": s.events_received,
-        "events_sent": s.events_sent,
-        "events_dropped": s.events_dropped,
-        "events_dead_lettered": s.events_dead_lettered,
-        "collector_gaps_missed": s.collector_gaps_missed,
-        "queue_depth": s.queue_depth,
-        "queue_bytes": s.queue_bytes,
-        "oldest_queued_age_seconds": s.oldest_queued_age_seconds,
-        "last_success": if s.last_success_ns > 0 { rfc3339_seconds(s.last_success_ns) } else { String::new() },
-        "last_error": s.last_error,
-        "collector_connected": s.collector_connected,
-        "state": s.state,
-        "batches_sent": s.batches_sent,
-        "batches_resent": s.batches_resent,
-        "rss_bytes": s.rss_bytes,
-    })
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }

@@ -3,7 +3,6 @@
 
 mod delivery;
 mod health;
-pub use health::metrics;
 mod receiver;
 mod status;
 
@@ -13,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use sec_tracker_proto::daemon::StopSignals;
+use sec_tracker_proto::v1::ShipperState;
 use sec_tracker_proto::Config;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +94,7 @@ pub struct Shared {
     pub last_seq: AtomicU64,
     pub last_success_ns: AtomicI64,
     pub last_error: Mutex<String>,
-    pub state: Mutex<&'static str>,
+    pub state: Mutex<ShipperState>,
     pub batches_sent: AtomicU64,
     pub batches_resent: AtomicU64,
     /// Woken when events were queued, so a full batch goes out at once.
@@ -115,11 +115,11 @@ impl Shared {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.into();
     }
 
-    pub fn set_state(&self, s: &'static str) {
+    pub fn set_state(&self, s: ShipperState) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> ShipperState {
         *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -144,12 +144,8 @@ impl Shared {
 }
 
 pub async fn run(config: Config, options: Options) -> Result<(), Error> {
-    // Signals first: once the status socket is visible, SIGTERM must already mean a clean stop.
-    let mut term = signal(SignalKind::terminate())
-        .context("SIGTERM handler")
-        .map_err(Error::Other)?;
-    let mut int = signal(SignalKind::interrupt())
-        .context("SIGINT handler")
+    let mut signals = StopSignals::install()
+        .context("installing the signal handlers")
         .map_err(Error::Other)?;
     if config.server.url.trim().is_empty() {
         return Err(Error::Config(anyhow::anyhow!(
@@ -189,7 +185,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
                 .map(|p| format!("corrupt queue moved aside to {}", p.display()))
                 .unwrap_or_default(),
         ),
-        state: Mutex::new("idle"),
+        state: Mutex::new(ShipperState::Idle),
         batches_sent: AtomicU64::new(0),
         batches_resent: AtomicU64::new(0),
         queued: Notify::new(),
@@ -214,10 +210,8 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
+    let name = signals.recv().await;
+    tracing::info!("{name}: stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shared.shutdown.cancel();
     let drained = tokio::time::timeout(options.drain_timeout, async {
@@ -231,7 +225,6 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), status_server).await;
-    let _ = std::fs::remove_file(&options.socket);
     tracing::info!("shipperd stopped");
     Ok(())
 }

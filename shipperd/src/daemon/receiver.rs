@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hyper_util::rt::TokioIo;
-use sec_tracker_proto::json::EventJson;
+use sec_tracker_proto::backoff::Backoff;
+use sec_tracker_proto::json::{EventJson, Named};
+use sec_tracker_proto::local::client;
 use sec_tracker_proto::v1::collector_client::CollectorClient;
 use sec_tracker_proto::v1::subscribe_response::Item;
+use sec_tracker_proto::v1::ShipperState;
 use sec_tracker_proto::v1::SubscribeRequest;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use super::Shared;
 use crate::queue::NewEvent;
@@ -26,11 +27,11 @@ const GROUP: usize = 1024;
 const GROUP_WAIT: Duration = Duration::from_millis(20);
 
 pub(super) async fn run(shared: Arc<Shared>, socket: PathBuf) {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !shared.shutdown.is_cancelled() {
         match connect(&socket).await {
             Ok(client) => {
-                delay = Duration::from_millis(200);
+                backoff.reset();
                 if let Err(e) = follow(&shared, client).await {
                     tracing::warn!(error = %format!("{e:#}"), "lost the collector stream");
                     shared.set_error(format!("collector: {e:#}"));
@@ -38,27 +39,23 @@ pub(super) async fn run(shared: Arc<Shared>, socket: PathBuf) {
                 shared.collector_connected.store(false, Ordering::Relaxed);
             }
             Err(e) => {
-                if delay >= Duration::from_secs(5) {
-                    tracing::warn!(socket = %socket.display(), error = %format!("{e:#}"), "cannot reach collectord; retrying");
+                // A refused server identity is an attack or a misconfiguration: say it at once.
+                if backoff.attempts() >= 5 || e.kind() == io::ErrorKind::PermissionDenied {
+                    tracing::warn!(socket = %socket.display(), error = %e, "cannot reach collectord; retrying");
+                    shared.set_error(format!("collector: {e}"));
                 }
             }
         }
+        let delay = backoff.next_delay();
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
-async fn connect(path: &Path) -> anyhow::Result<CollectorClient<Channel>> {
-    let path = path.to_owned();
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await?;
+async fn connect(path: &Path) -> io::Result<CollectorClient<Channel>> {
+    let channel = client::connect(path, &client::Trust::collector()).await?;
     Ok(CollectorClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
@@ -105,7 +102,7 @@ async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> a
                 store(shared, &mut group).await;
                 tracing::warn!(
                     missed = g.missed,
-                    reason = g.reason,
+                    reason = g.reason().name(),
                     "collectord reports events this shipper missed"
                 );
                 let missed = g.missed;
@@ -136,7 +133,7 @@ async fn store(shared: &Arc<Shared>, group: &mut Vec<NewEvent>) {
     if group.is_empty() {
         return;
     }
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let events = std::mem::take(group);
         let last = events.last().map(|e| e.seq).unwrap_or(0);
@@ -153,8 +150,8 @@ async fn store(shared: &Arc<Shared>, group: &mut Vec<NewEvent>) {
                         "queue full: the oldest events were dropped (counted in health)"
                     );
                 }
-                if shared.state() == "disk_error" {
-                    shared.set_state("idle");
+                if shared.state() == ShipperState::DiskError {
+                    shared.set_state(ShipperState::Idle);
                     tracing::info!("the queue accepts writes again");
                 }
                 shared.last_seq.store(last, Ordering::Relaxed);
@@ -162,17 +159,16 @@ async fn store(shared: &Arc<Shared>, group: &mut Vec<NewEvent>) {
                 return;
             }
             Err(e) => {
-                if shared.state() != "disk_error" {
+                if shared.state() != ShipperState::DiskError {
                     tracing::error!(error = %e, "cannot write to the queue; holding events and retrying");
                 }
-                shared.set_state("disk_error");
+                shared.set_state(ShipperState::DiskError);
                 shared.set_error(format!("queue: {e}"));
                 *group = events;
                 if shared.shutdown.is_cancelled() {
                     return;
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

@@ -9,10 +9,11 @@
 //! Proxies: the sender connects directly (proxy environment variables are ignored), so that what
 //! `test-connection` checks (DNS, TCP, TLS to the server) is what delivery uses.
 
-mod backoff;
+mod retry_after;
 mod tls;
 
-pub use backoff::{parse_retry_after, Backoff, MAX_RETRY_AFTER};
+pub use retry_after::parse_retry_after;
+pub use sec_tracker_proto::backoff::{Backoff, MAX_RETRY_AFTER};
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -15,7 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub struct Follower {
+pub(super) struct Follower {
     path: PathBuf,
     file: Option<File>,
     ino: u64,
@@ -32,7 +32,7 @@ pub struct Follower {
 
 /// Where to start reading when the file is first opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
+pub(super) enum Start {
     End,
     /// Resume at a saved position when the file is still the same inode and at least that long.
     Resume {
@@ -42,7 +42,7 @@ pub enum Start {
 }
 
 impl Follower {
-    pub fn new(path: &Path, start: Start, max_line: usize) -> Follower {
+    pub(super) fn new(path: &Path, start: Start, max_line: usize) -> Follower {
         let mut f = Follower {
             path: path.to_owned(),
             file: None,
@@ -68,12 +68,12 @@ impl Follower {
         f
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The position to save for [`Start::Resume`].
-    pub fn position(&self) -> (u64, u64) {
+    pub(super) fn position(&self) -> (u64, u64) {
         (self.ino, self.offset - self.partial.len() as u64)
     }
 
@@ -89,13 +89,13 @@ impl Follower {
     }
 
     /// Reads every complete new line into `out`.
-    pub fn poll(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    pub(super) fn poll(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
         self.poll_with(out, false)
     }
 
     /// Binary files (wtmp, btmp): every new byte, in order, across rotation. The caller keeps
     /// incomplete records.
-    pub fn poll_bytes(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+    pub(super) fn poll_bytes(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         let mut chunks = Vec::new();
         self.poll_with(&mut chunks, true)?;
         for c in chunks {

@@ -26,8 +26,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sec_tracker_proto::json::{escape_bytes, now_ns};
-use sec_tracker_proto::v1::{event, AuthEvent, Event, EventType, Severity};
-use serde_json::{json, Value};
+use sec_tracker_proto::v1::{
+    event, AuthAction, AuthEvent, Event, EventType, MonitorState, Severity,
+};
+use serde_json::Value;
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::severity::{self, FailedLoginBurst};
@@ -106,9 +108,9 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
     let positions_path = state_dir.join(POSITIONS_FILE);
     let saved = load_positions(&positions_path);
     let start_for = |p: &Path| match saved.get(&p.display().to_string()) {
-        Some((ino, offset)) => Start::Resume {
-            ino: *ino,
-            offset: *offset,
+        Some(pos) => Start::Resume {
+            ino: pos.ino,
+            offset: pos.offset,
         },
         None => Start::End,
     };
@@ -150,14 +152,20 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
     let text_source = !texts.is_empty() || journal.is_some();
     if sources.is_empty() {
         let why = "no auth log, journal, wtmp or btmp found: nothing to follow".to_owned();
-        ctx.health.set_state("failed", why.clone());
+        ctx.health.set_state(MonitorState::Failed, why.clone());
         ctx.notice("monitor_unavailable", Severity::Warning, 0, why);
         return Ok(());
     }
     let detail = format!("sources: {}", sources.join(", "));
     tracing::info!("auth monitor: following {}", sources.join(", "));
-    ctx.health
-        .set_state(if text_source { "running" } else { "fallback" }, detail);
+    ctx.health.set_state(
+        if text_source {
+            MonitorState::Running
+        } else {
+            MonitorState::Fallback
+        },
+        detail,
+    );
 
     let mut state = State::new(text_source);
     let mut lines = Vec::new();
@@ -435,7 +443,7 @@ fn auth_event(r: &AuthRecord, source: &str, raw: &[u8], severity: Severity) -> E
         source: NAME.into(),
         message,
         details: Some(event::Details::Auth(AuthEvent {
-            action: r.action().into(),
+            action: auth_action(r.kind) as i32,
             user: r.user.clone(),
             target_user: r.target_user.clone(),
             source_address: r.source_address.clone(),
@@ -451,6 +459,32 @@ fn auth_event(r: &AuthRecord, source: &str, raw: &[u8], severity: Severity) -> E
             pid: r.pid,
         })),
         ..Default::default()
+    }
+}
+
+/// The contract's name for a kind of record.
+fn auth_action(k: AuthKind) -> AuthAction {
+    match k {
+        AuthKind::SshAccepted => AuthAction::SshAccepted,
+        AuthKind::SshFailed => AuthAction::SshFailed,
+        AuthKind::SshInvalidUser => AuthAction::SshInvalidUser,
+        AuthKind::SshSessionClosed => AuthAction::SshSessionClosed,
+        AuthKind::SshSessionOpened => AuthAction::SshSessionOpened,
+        AuthKind::SudoCommand => AuthAction::SudoCommand,
+        AuthKind::SudoAuthFailure => AuthAction::SudoAuthFailure,
+        AuthKind::SudoNotInSudoers => AuthAction::SudoNotInSudoers,
+        AuthKind::SudoDenied => AuthAction::SudoDenied,
+        AuthKind::SuSuccess => AuthAction::SuSuccess,
+        AuthKind::SuFailure => AuthAction::SuFailure,
+        AuthKind::ConsoleLogin => AuthAction::ConsoleLogin,
+        AuthKind::ConsoleLoginFailure => AuthAction::ConsoleLoginFailure,
+        AuthKind::UserAdded => AuthAction::UserAdded,
+        AuthKind::UserChanged => AuthAction::UserChanged,
+        AuthKind::UserDeleted => AuthAction::UserDeleted,
+        AuthKind::GroupAdded => AuthAction::GroupAdded,
+        AuthKind::GroupChanged => AuthAction::GroupChanged,
+        AuthKind::GroupDeleted => AuthAction::GroupDeleted,
+        AuthKind::PasswordChanged => AuthAction::PasswordChanged,
     }
 }
 
@@ -508,26 +542,30 @@ fn journal_record(line: &str) -> Option<AuthRecord> {
     parse::parse_message(program, pid, &message)
 }
 
-fn load_positions(path: &Path) -> HashMap<String, (u64, u64)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return HashMap::new();
-    };
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
-        return HashMap::new();
-    };
-    map.into_iter()
-        .filter_map(|(k, v)| Some((k, (v.get("ino")?.as_u64()?, v.get("offset")?.as_u64()?))))
-        .collect()
+/// Where each followed log was read to: `{"/var/log/auth.log": {"ino": …, "offset": …}, …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    ino: u64,
+    offset: u64,
+}
+
+type Positions = std::collections::BTreeMap<String, Position>;
+
+fn load_positions(path: &Path) -> Positions {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, path = %path.display(), "cannot parse the saved auth log positions; following from the end");
+            Positions::new()
+        }),
+        Err(_) => Positions::new(),
+    }
 }
 
 fn save_positions(path: &Path, texts: &[TextLog], utmps: &[UtmpLog]) {
-    let mut map = serde_json::Map::new();
+    let mut map = Positions::new();
     let mut put = |p: &Path, (ino, offset): (u64, u64)| {
         if ino != 0 {
-            map.insert(
-                p.display().to_string(),
-                json!({"ino": ino, "offset": offset}),
-            );
+            map.insert(p.display().to_string(), Position { ino, offset });
         }
     };
     for t in texts {
@@ -538,14 +576,9 @@ fn save_positions(path: &Path, texts: &[TextLog], utmps: &[UtmpLog]) {
         // Never resume inside a record.
         put(u.follower.path(), (ino, offset - u.pending.len() as u64));
     }
-    let result = (|| -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&Value::Object(map))?)?;
-        std::fs::rename(tmp, path)
-    })();
+    let result = sec_tracker_proto::fsutil::write_atomic(path, |w| {
+        serde_json::to_writer(w, &map).map_err(std::io::Error::other)
+    });
     if let Err(e) = result {
         tracing::warn!(error = %e, path = %path.display(), "cannot save auth log positions");
     }
@@ -564,12 +597,20 @@ mod tests {
             (AuthKind::SshFailed, "root", 42, 4242)
         );
         let bytes: Vec<u8> = b"Invalid user b\xffd from 192.0.2.9 port 1".to_vec();
-        let line = json!({"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": bytes}).to_string();
+        let line = serde_json::json!({"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": bytes}).to_string();
         assert_eq!(
             journal_record(&line).unwrap().kind,
             AuthKind::SshInvalidUser
         );
         assert!(journal_record("not json").is_none());
+    }
+
+    #[test]
+    fn every_kind_has_the_same_spelling_in_the_contract() {
+        use sec_tracker_proto::json::Named;
+        for k in AuthKind::ALL {
+            assert_eq!(auth_action(k).name(), k.action());
+        }
     }
 
     #[test]

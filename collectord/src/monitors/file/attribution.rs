@@ -17,6 +17,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 
 use super::baseline::os;
+use crate::monitors::process::proc_reader::ProcReader;
 
 const MAX_PENDING: usize = 65_536;
 
@@ -33,18 +34,19 @@ pub struct Attribution {
 /// processed) belong to that batch. Each close-write in the batch takes the oldest close of its
 /// path; closes left over from an earlier batch (inotify merges back-to-back identical events)
 /// are dropped rather than pinned on a later, unrelated write.
-pub struct Attributor {
+pub(super) struct Attributor {
     fan: Fanotify,
     recent: HashMap<Vec<u8>, VecDeque<(Attribution, u64)>>,
     batch: u64,
     marked: HashSet<Vec<u8>>,
     own_pid: i32,
     users: crate::users::UserNames,
+    proc: ProcReader,
     pub mark_errors: u64,
 }
 
 impl Attributor {
-    pub fn new() -> nix::Result<Attributor> {
+    pub(super) fn new() -> nix::Result<Attributor> {
         let fan = Fanotify::init(
             InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
             EventFFlags::O_RDONLY | EventFFlags::O_CLOEXEC | EventFFlags::O_LARGEFILE,
@@ -56,16 +58,17 @@ impl Attributor {
             marked: HashSet::new(),
             own_pid: std::process::id() as i32,
             users: crate::users::UserNames::new(),
+            proc: ProcReader::new(0),
             mark_errors: 0,
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
         self.fan.as_fd()
     }
 
     /// Close-writes of the directory's entries will be attributed.
-    pub fn mark_dir(&mut self, dir: &[u8]) {
+    pub(super) fn mark_dir(&mut self, dir: &[u8]) {
         if self.marked.contains(dir) {
             return;
         }
@@ -86,7 +89,7 @@ impl Attributor {
     }
 
     /// The directory is gone or no longer watched; its mark goes with its inode, or here.
-    pub fn unmark_dir(&mut self, dir: &[u8]) {
+    pub(super) fn unmark_dir(&mut self, dir: &[u8]) {
         if self.marked.remove(dir) {
             if let Ok(handle) = File::open(os(dir)) {
                 let _ = self.fan.mark::<_, std::path::Path>(
@@ -100,7 +103,7 @@ impl Attributor {
     }
 
     /// A directory renamed: its mark stays on the inode; only our bookkeeping moves.
-    pub fn renamed_dir(&mut self, old: &[u8], new: &[u8]) {
+    pub(super) fn renamed_dir(&mut self, old: &[u8], new: &[u8]) {
         let moved: Vec<Vec<u8>> = self
             .marked
             .iter()
@@ -116,7 +119,7 @@ impl Attributor {
     }
 
     /// Call just before reading an inotify batch.
-    pub fn begin_batch(&mut self) {
+    pub(super) fn begin_batch(&mut self) {
         self.batch += 1;
         let batch = self.batch;
         self.recent.retain(|_, q| {
@@ -143,10 +146,7 @@ impl Attributor {
                 if pid == self.own_pid {
                     continue;
                 }
-                let mut attribution = describe(pid as u32);
-                if attribution.uid != u32::MAX {
-                    attribution.user = self.users.name(attribution.uid);
-                }
+                let attribution = self.describe(pid as u32);
                 if self.recent.len() >= MAX_PENDING {
                     self.recent.clear();
                 }
@@ -159,7 +159,7 @@ impl Attributor {
     }
 
     /// Who closed `path` after writing it, for one close-write of the current batch.
-    pub fn take(&mut self, path: &[u8]) -> Option<Attribution> {
+    pub(super) fn take(&mut self, path: &[u8]) -> Option<Attribution> {
         if let Some(a) = self.pop(path) {
             return Some(a);
         }
@@ -197,23 +197,19 @@ impl Attributor {
     }
 }
 
-/// The writer's identity, read at once: it may exit right after its close().
-fn describe(pid: u32) -> Attribution {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .unwrap_or_default();
-    let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(u32::MAX);
-    Attribution {
-        pid,
-        exe,
-        uid,
-        user: String::new(),
+impl Attributor {
+    /// The writer's identity, read at once: it may exit right after its close().
+    fn describe(&mut self, pid: u32) -> Attribution {
+        let exe = self.proc.exe(pid);
+        let (uid, user) = match self.proc.status(pid) {
+            Some(s) => (s.uid, self.users.name(s.uid)),
+            None => (u32::MAX, String::new()),
+        };
+        Attribution {
+            pid,
+            exe,
+            uid,
+            user,
+        }
     }
 }

@@ -4,16 +4,14 @@
 //!
 //! A restart re-hashes only files whose metadata (size, mtime, ctime, inode) changed — ctime
 //! cannot be set from user space, so content changes are not missed — which keeps a restart over
-//! `/usr/bin` cheap. The file is JSON lines, written to a temporary file and renamed into place.
+//! `/usr/bin` cheap. The file is JSON lines, replaced atomically.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::BufRead;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use serde_json::{json, Value};
 
 use super::hash::{from_hex, hex, sha256_file, Hashed, Sha256Digest};
 
@@ -69,7 +67,7 @@ impl FileState {
 }
 
 /// Reads a path's state without following a symlink, hashing regular files up to `limit`.
-pub fn stat(path: &Path, limit: u64) -> Option<FileState> {
+pub(super) fn stat(path: &Path, limit: u64) -> Option<FileState> {
     let mut s = metadata_state(path)?;
     if s.is_regular() {
         match sha256_file(path, s.size, limit) {
@@ -82,7 +80,7 @@ pub fn stat(path: &Path, limit: u64) -> Option<FileState> {
 }
 
 /// Like [`stat`], but reuses `previous`'s hash when the metadata says the content is unchanged.
-pub fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<FileState> {
+pub(super) fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<FileState> {
     let quick = metadata_state(path)?;
     match previous {
         Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => {
@@ -112,10 +110,10 @@ fn metadata_state(path: &Path) -> Option<FileState> {
     })
 }
 
-pub type Baseline = BTreeMap<Vec<u8>, FileState>;
+pub(super) type Baseline = BTreeMap<Vec<u8>, FileState>;
 
 /// Whether `path` is excluded (equal to or below an excluded path).
-pub fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
+pub(super) fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
     excludes
         .iter()
         .any(|e| path == e.as_slice() || (path.starts_with(e) && path.get(e.len()) == Some(&b'/')))
@@ -123,7 +121,7 @@ pub fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
 
 /// Walks `roots` without following symlinks, staying on each root's filesystem, reusing hashes
 /// from `previous` where metadata is unchanged. Returns the new baseline and the directories seen.
-pub fn scan(
+pub(super) fn scan(
     roots: &[PathBuf],
     excludes: &[Vec<u8>],
     previous: &Baseline,
@@ -171,50 +169,104 @@ pub fn scan(
     (out, dirs)
 }
 
-/// One JSON object per line; a path that is not UTF-8 is stored hex-encoded under "px".
-pub fn save(path: &Path, baseline: &Baseline) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
-    for (p, s) in baseline {
-        let mut v = json!({
-            "s": s.size, "m": s.mode, "u": s.uid, "g": s.gid, "t": s.mtime_ns, "c": s.ctime_ns, "i": s.ino,
-        });
-        let obj = v.as_object_mut().expect("object");
-        match std::str::from_utf8(p) {
-            Ok(text) => obj.insert("p".into(), json!(text)),
-            Err(_) => obj.insert(
-                "px".into(),
-                json!(p.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+/// One line of the saved baseline. A path that is UTF-8 is stored as text under `p`, any other as
+/// hex under `px`; the short keys keep a baseline of 100k files small.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Line {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    px: Option<String>,
+    s: u64,
+    m: u32,
+    u: u32,
+    g: u32,
+    t: i64,
+    c: i64,
+    i: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    k: bool,
+}
+
+impl Line {
+    fn new(path: &[u8], s: &FileState) -> Line {
+        let (p, px) = match std::str::from_utf8(path) {
+            Ok(text) => (Some(text.to_owned()), None),
+            Err(_) => (
+                None,
+                Some(path.iter().map(|b| format!("{b:02x}")).collect()),
             ),
         };
-        if let Some(h) = &s.sha256 {
-            obj.insert("h".into(), json!(hex(h)));
+        Line {
+            p,
+            px,
+            s: s.size,
+            m: s.mode,
+            u: s.uid,
+            g: s.gid,
+            t: s.mtime_ns,
+            c: s.ctime_ns,
+            i: s.ino,
+            h: s.sha256.as_ref().map(hex),
+            k: s.hash_skipped,
         }
-        if s.hash_skipped {
-            obj.insert("k".into(), json!(true));
-        }
-        serde_json::to_writer(&mut w, &v)?;
-        w.write_all(b"\n")?;
     }
-    w.into_inner()?.sync_all()?;
-    std::fs::rename(&tmp, path)
+
+    fn into_entry(self) -> Option<(Vec<u8>, FileState)> {
+        let path = match (self.p, self.px) {
+            (Some(p), _) => p.into_bytes(),
+            (None, Some(hexed)) => (0..hexed.len())
+                .step_by(2)
+                .map(|i| {
+                    hexed
+                        .get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()?,
+            _ => return None,
+        };
+        Some((
+            path,
+            FileState {
+                size: self.s,
+                mode: self.m,
+                uid: self.u,
+                gid: self.g,
+                mtime_ns: self.t,
+                ctime_ns: self.c,
+                ino: self.i,
+                sha256: self.h.as_deref().and_then(from_hex),
+                hash_skipped: self.k,
+            },
+        ))
+    }
+}
+
+/// One JSON object per line, written atomically (see [`sec_tracker_proto::fsutil`]).
+pub(super) fn save(path: &Path, baseline: &Baseline) -> std::io::Result<()> {
+    sec_tracker_proto::fsutil::write_atomic(path, |w| {
+        for (p, s) in baseline {
+            serde_json::to_writer(&mut *w, &Line::new(p, s))?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
 }
 
 /// Loads a saved baseline. Unreadable lines are skipped and counted: a damaged baseline costs
 /// some "changed while down" accuracy, never the monitor.
-pub fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
+pub(super) fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
     let f = std::fs::File::open(path)?;
     let mut out = Baseline::new();
     let mut bad = 0;
     for line in std::io::BufReader::new(f).lines() {
-        let Ok(line) = line else {
-            bad += 1;
-            continue;
-        };
-        match parse_line(&line) {
+        let entry = line
+            .ok()
+            .and_then(|l| serde_json::from_str::<Line>(&l).ok())
+            .and_then(Line::into_entry);
+        match entry {
             Some((p, s)) => {
                 out.insert(p, s);
             }
@@ -224,41 +276,7 @@ pub fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
     Ok((out, bad))
 }
 
-fn parse_line(line: &str) -> Option<(Vec<u8>, FileState)> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let path = match (
-        v.get("p").and_then(Value::as_str),
-        v.get("px").and_then(Value::as_str),
-    ) {
-        (Some(p), _) => p.as_bytes().to_vec(),
-        (None, Some(hexed)) => (0..hexed.len())
-            .step_by(2)
-            .map(|i| {
-                hexed
-                    .get(i..i + 2)
-                    .and_then(|b| u8::from_str_radix(b, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()?,
-        _ => return None,
-    };
-    let n = |k: &str| v.get(k).and_then(Value::as_i64);
-    Some((
-        path,
-        FileState {
-            size: n("s")? as u64,
-            mode: n("m")? as u32,
-            uid: n("u")? as u32,
-            gid: n("g")? as u32,
-            mtime_ns: n("t")?,
-            ctime_ns: n("c")?,
-            ino: n("i")? as u64,
-            sha256: v.get("h").and_then(Value::as_str).and_then(from_hex),
-            hash_skipped: v.get("k").and_then(Value::as_bool).unwrap_or(false),
-        },
-    ))
-}
-
-pub fn os(p: &[u8]) -> &Path {
+pub(super) fn os(p: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(p))
 }
 

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-pub type Sha256Digest = [u8; 32];
+pub(super) type Sha256Digest = [u8; 32];
 
-pub enum Hashed {
+pub(super) enum Hashed {
     Digest(Sha256Digest),
     /// Larger than the limit: not read.
     TooLarge,
@@ -16,7 +16,7 @@ pub enum Hashed {
     Unavailable,
 }
 
-pub fn sha256_file(path: &Path, size_hint: u64, limit: u64) -> Hashed {
+pub(super) fn sha256_file(path: &Path, size_hint: u64, limit: u64) -> Hashed {
     if size_hint > limit {
         return Hashed::TooLarge;
     }
@@ -47,11 +47,11 @@ pub fn sha256_file(path: &Path, size_hint: u64, limit: u64) -> Hashed {
     Hashed::Digest(hasher.finalize().into())
 }
 
-pub fn hex(d: &Sha256Digest) -> String {
+pub(super) fn hex(d: &Sha256Digest) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn from_hex(s: &str) -> Option<Sha256Digest> {
+pub(super) fn from_hex(s: &str) -> Option<Sha256Digest> {
     if s.len() != 64 {
         return None;
     }

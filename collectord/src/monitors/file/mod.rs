@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sec_tracker_proto::json::{escape_bytes, now_ns};
-use sec_tracker_proto::v1::{event, Event, EventType, FileAction, FileEvent, Severity};
+use sec_tracker_proto::v1::{
+    event, Event, EventType, FileAction, FileEvent, MonitorState, Severity,
+};
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::severity;
@@ -112,7 +114,7 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
         }
     );
     tracing::info!("file monitor: {detail}");
-    ctx.health.set_state("running", detail);
+    ctx.health.set_state(MonitorState::Running, detail);
 
     let mut changes = Vec::new();
     let mut last_save = Instant::now();

@@ -115,13 +115,13 @@ pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
 
 /// Things worth telling the operator once.
 #[derive(Debug)]
-pub enum Notice {
+pub(super) enum Notice {
     WatchLimit { path: Vec<u8>, limit: String },
     QueueOverflow,
     RootGone(Vec<u8>),
 }
 
-pub struct Watcher {
+pub(super) struct Watcher {
     inotify: Inotify,
     roots: Vec<PathBuf>,
     wd_paths: HashMap<WatchDescriptor, Vec<u8>>,
@@ -168,7 +168,7 @@ fn is_under(path: &[u8], dir: &[u8]) -> bool {
 }
 
 impl Watcher {
-    pub fn new(
+    pub(super) fn new(
         roots: Vec<PathBuf>,
         excludes: Vec<Vec<u8>>,
         hash_limit: u64,
@@ -193,33 +193,33 @@ impl Watcher {
     }
 
     /// Turns on attribution of modifications (call before [`Watcher::start`]).
-    pub fn attribute_with(&mut self, a: Attributor) {
+    pub(super) fn attribute_with(&mut self, a: Attributor) {
         self.attributor = Some(a);
     }
 
-    pub fn attribution_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(super) fn attribution_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.attributor.as_ref().map(Attributor::fd)
     }
 
-    pub fn attribution_on(&self) -> bool {
+    pub(super) fn attribution_on(&self) -> bool {
         self.attributor.is_some()
     }
 
     /// Directories whose modifications could not be attributed (fanotify mark limit).
-    pub fn attribution_mark_errors(&self) -> u64 {
+    pub(super) fn attribution_mark_errors(&self) -> u64 {
         self.attributor.as_ref().map_or(0, |a| a.mark_errors)
     }
 
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    pub(super) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.inotify)
     }
 
-    pub fn watch_count(&self) -> usize {
+    pub(super) fn watch_count(&self) -> usize {
         self.wd_paths.len()
     }
 
     /// Watches every root and scans it; returns the baseline of what is there now.
-    pub fn start(&mut self, previous: &Baseline) -> Baseline {
+    pub(super) fn start(&mut self, previous: &Baseline) -> Baseline {
         for root in self.roots.clone() {
             self.watch_tree(root.as_os_str().as_bytes());
         }
@@ -362,7 +362,7 @@ impl Watcher {
     /// the first [`EMIT_EVERY`] or so when a writer keeps the queue full. The caller emits them
     /// and calls again at once (the descriptor is still readable): events are not held back
     /// until the writer pauses, and the stream gets them in steady steps rather than one burst.
-    pub fn read(&mut self, out: &mut Vec<Change>) -> io::Result<()> {
+    pub(super) fn read(&mut self, out: &mut Vec<Change>) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
         let result = self.read_into(&mut buf, out);
         self.buf = buf;
@@ -582,7 +582,7 @@ impl Watcher {
     }
 
     /// Expires rename halves and long-open creations; call regularly.
-    pub fn tick(&mut self, out: &mut Vec<Change>) {
+    pub(super) fn tick(&mut self, out: &mut Vec<Change>) {
         let now = Instant::now();
         let expired: Vec<u32> = self
             .pending_moves
@@ -622,7 +622,7 @@ impl Watcher {
     }
 
     /// After a queue overflow: rescan everything and report the difference.
-    pub fn resync(&mut self, out: &mut Vec<Change>) {
+    pub(super) fn resync(&mut self, out: &mut Vec<Change>) {
         for root in self.roots.clone() {
             self.watch_tree(root.as_os_str().as_bytes());
         }
@@ -634,7 +634,7 @@ impl Watcher {
     }
 }
 
-pub fn root_exists(p: &Path) -> bool {
+pub(super) fn root_exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p)
         .map(|m| m.is_dir())
         .unwrap_or(false)

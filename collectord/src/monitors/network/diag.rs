@@ -13,8 +13,8 @@ use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
 use super::sock::{ip_from_bytes, Proto, Sock};
+use crate::netlink::{u32_ne, Messages, NLMSG_HDR_LEN};
 
-const NLMSG_HDR_LEN: usize = 16;
 const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -33,7 +33,7 @@ pub const DIAG_MSG_LEN: usize = 72;
 const RECV_BUFFER: usize = 64 * 1024;
 
 /// The request for every socket of one protocol and family, in every state.
-pub fn request(proto: Proto, seq: u32) -> Vec<u8> {
+pub(super) fn request(proto: Proto, seq: u32) -> Vec<u8> {
     let mut m = Vec::with_capacity(NLMSG_HDR_LEN + REQ_LEN);
     m.extend_from_slice(&((NLMSG_HDR_LEN + REQ_LEN) as u32).to_ne_bytes());
     m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -72,54 +72,38 @@ pub struct Parsed {
 /// Never panics; anything it cannot make sense of is counted in `malformed`.
 pub fn parse_dump(buf: &[u8], seq: u32, udp: bool, out: &mut Vec<Sock>) -> Parsed {
     let mut p = Parsed::default();
-    let mut rest = buf;
-    while !rest.is_empty() {
-        if rest.len() < NLMSG_HDR_LEN {
-            p.malformed += 1;
-            break;
-        }
-        let len = u32_at(rest, 0) as usize;
-        if len < NLMSG_HDR_LEN || len > rest.len() {
-            p.malformed += 1;
-            break;
-        }
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        let flags = u16::from_ne_bytes([rest[6], rest[7]]);
-        let msg_seq = u32_at(rest, 8);
-        let payload = &rest[NLMSG_HDR_LEN..len];
-        if msg_seq != seq {
+    let mut messages = Messages::new(buf);
+    for m in messages.by_ref() {
+        if m.seq != seq {
             p.stale += 1;
-        } else {
-            if flags & NLM_F_DUMP_INTR != 0 {
-                p.interrupted = true;
-            }
-            match kind {
-                SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload, udp) {
-                    Some(s) => out.push(s),
-                    None => p.malformed += 1,
-                },
-                NLMSG_DONE => p.done = true,
-                NLMSG_ERROR => match payload.get(0..4) {
-                    Some(b) => {
-                        let errno = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-                        // 0 is an acknowledgement, not an error.
-                        if errno != 0 {
-                            p.error = Some(errno.saturating_neg());
-                            p.done = true;
-                        }
+            continue;
+        }
+        if m.flags & NLM_F_DUMP_INTR != 0 {
+            p.interrupted = true;
+        }
+        match m.kind {
+            SOCK_DIAG_BY_FAMILY => match parse_diag_msg(m.payload, udp) {
+                Some(s) => out.push(s),
+                None => p.malformed += 1,
+            },
+            NLMSG_DONE => p.done = true,
+            NLMSG_ERROR => match m.payload.get(0..4) {
+                Some(b) => {
+                    let errno = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                    // 0 is an acknowledgement, not an error.
+                    if errno != 0 {
+                        p.error = Some(errno.saturating_neg());
+                        p.done = true;
                     }
-                    None => p.malformed += 1,
-                },
-                NLMSG_NOOP => {}
-                _ => p.malformed += 1,
-            }
+                }
+                None => p.malformed += 1,
+            },
+            NLMSG_NOOP => {}
+            _ => p.malformed += 1,
         }
-        // Messages are 4-byte aligned.
-        let aligned = (len + 3) & !3;
-        if aligned >= rest.len() {
-            break;
-        }
-        rest = &rest[aligned..];
+    }
+    if messages.malformed() {
+        p.malformed += 1;
     }
     p
 }
@@ -143,17 +127,13 @@ pub fn parse_diag_msg(p: &[u8], udp: bool) -> Option<Sock> {
         remote_port: u16::from_be_bytes([p[6], p[7]]),
         local: ip_from_bytes(family, &addr(8)),
         remote: ip_from_bytes(family, &addr(24)),
-        uid: u32_at(p, 64),
-        inode: u64::from(u32_at(p, 68)),
+        uid: u32_ne(p, 64),
+        inode: u64::from(u32_ne(p, 68)),
     })
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 #[derive(Debug, thiserror::Error)]
-pub enum DumpError {
+pub(super) enum DumpError {
     #[error("sock_diag: {0}")]
     Io(#[from] io::Error),
     /// The kernel refused the request: for `ENOENT` it has no diag module for the protocol.
@@ -166,7 +146,7 @@ pub enum DumpError {
 }
 
 /// An open `NETLINK_SOCK_DIAG` socket.
-pub struct DiagSocket {
+pub(super) struct DiagSocket {
     socket: Socket,
     buf: Vec<u8>,
     seq: u32,
@@ -175,7 +155,7 @@ pub struct DiagSocket {
 }
 
 impl DiagSocket {
-    pub fn open(read_timeout: Duration) -> io::Result<DiagSocket> {
+    pub(super) fn open(read_timeout: Duration) -> io::Result<DiagSocket> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
@@ -194,7 +174,7 @@ impl DiagSocket {
 
     /// Appends every socket of `proto` to `out`. A dump the kernel flags as interrupted is
     /// retried, so that a socket is never missing from a scan (which would read as closed).
-    pub fn dump(&mut self, proto: Proto, out: &mut Vec<Sock>) -> Result<(), DumpError> {
+    pub(super) fn dump(&mut self, proto: Proto, out: &mut Vec<Sock>) -> Result<(), DumpError> {
         let start = out.len();
         for _ in 0..3 {
             out.truncate(start);
@@ -280,12 +260,12 @@ mod tests {
     fn request_layout() {
         let r = request(Proto::Udp6, 9);
         assert_eq!(r.len(), 72);
-        assert_eq!(u32_at(&r, 0), 72);
+        assert_eq!(u32_ne(&r, 0), 72);
         assert_eq!(u16::from_ne_bytes([r[4], r[5]]), SOCK_DIAG_BY_FAMILY);
         assert_eq!(u16::from_ne_bytes([r[6], r[7]]), 0x301);
-        assert_eq!(u32_at(&r, 8), 9);
+        assert_eq!(u32_ne(&r, 8), 9);
         assert_eq!((r[16], r[17]), (AF_INET6, IPPROTO_UDP));
-        assert_eq!(u32_at(&r, 20), u32::MAX);
+        assert_eq!(u32_ne(&r, 20), u32::MAX);
     }
 
     #[test]

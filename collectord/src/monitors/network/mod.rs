@@ -35,7 +35,10 @@ mod tracker;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sec_tracker_proto::v1::{event, Event, EventType, NetworkEvent, Severity};
+use sec_tracker_proto::json::Named;
+use sec_tracker_proto::v1::{
+    event, Direction, Event, EventType, MonitorState, NetworkEvent, Severity, SocketState,
+};
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::users::UserNames;
@@ -91,7 +94,7 @@ impl Monitor for NetworkMonitor {
                     None => break,
                 }
             }
-            ctx.health.set_state("stopped", "");
+            ctx.health.set_state(MonitorState::Stopped, "");
             Ok(())
         })
     }
@@ -296,8 +299,8 @@ impl Scanner {
         }
         let counts = self.tracker.counts();
         let state = match self.source {
-            Source::ProcNet => "fallback",
-            Source::Diag { .. } => "running",
+            Source::ProcNet => MonitorState::Fallback,
+            Source::Diag { .. } => MonitorState::Running,
         };
         ctx.health.set_state(
             state,
@@ -331,7 +334,7 @@ impl Scanner {
         };
         let local = Endpoint(&s.local, s.local_port);
         let remote = Endpoint(&s.remote, s.remote_port);
-        let (from, to) = if c.direction == "inbound" {
+        let (from, to) = if c.direction == Direction::Inbound {
             (remote.to_string(), local.to_string())
         } else {
             (local.to_string(), remote.to_string())
@@ -341,31 +344,32 @@ impl Scanner {
             Action::ListenClosed => format!("Listening port closed: {proto} {local} {by}"),
             Action::ConnectionEstablished => format!(
                 "Connection established: {proto} {from} -> {to} ({}) {by}",
-                c.direction
+                c.direction.name()
             ),
-            Action::ConnectionClosed if c.state == "CLOSED" => format!(
+            Action::ConnectionClosed if c.state == SocketState::Closed => format!(
                 "Connection closed: {proto} {from} -> {to} ({}) {by}",
-                c.direction
+                c.direction.name()
             ),
             Action::ConnectionClosed => format!(
                 "Connection closed: {proto} {from} -> {to} ({}, now {}) {by}",
-                c.direction, c.state
+                c.direction.name(),
+                c.state.name()
             ),
+            Action::Unspecified => format!("Socket changed: {proto} {local} {by}"),
         };
         let listening = matches!(c.action, Action::ListenOpened | Action::ListenClosed);
         let (pid, process_name, exe) = match &c.owner {
             Some(o) => (o.pid, o.name.clone(), o.exe.clone()),
             None => (0, String::new(), Vec::new()),
         };
-        let action = c.action.as_str();
         Event {
             timestamp_ns: ts,
             r#type: EventType::Network as i32,
-            severity: crate::severity::network(action) as i32,
+            severity: crate::severity::network(c.action) as i32,
             source: NAME.into(),
             message,
             details: Some(event::Details::Network(NetworkEvent {
-                action: action.into(),
+                action: c.action as i32,
                 protocol: proto.into(),
                 local_address: addr_text(&s.local),
                 local_port: u32::from(s.local_port),
@@ -379,8 +383,8 @@ impl Scanner {
                 } else {
                     u32::from(s.remote_port)
                 },
-                state: c.state.into(),
-                direction: c.direction.into(),
+                state: c.state as i32,
+                direction: c.direction as i32,
                 pid,
                 exe,
                 process_name,
@@ -422,7 +426,7 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
-    fn change(action: Action, sock: Sock, direction: &'static str, state: &'static str) -> Change {
+    fn change(action: Action, sock: Sock, direction: Direction, state: SocketState) -> Change {
         Change {
             action,
             sock,
@@ -456,7 +460,15 @@ mod tests {
             uid: 0,
             inode: 99,
         };
-        let e = s.event(change(Action::ListenOpened, l, "", "LISTEN"), 1);
+        let e = s.event(
+            change(
+                Action::ListenOpened,
+                l,
+                Direction::Unspecified,
+                SocketState::Listen,
+            ),
+            1,
+        );
         assert_eq!(
             e.message,
             "New listening port: tcp 0.0.0.0:8080 by python3\\nfake (PID: 1234)"
@@ -466,10 +478,10 @@ mod tests {
         let n = net(&e);
         assert_eq!(
             (
-                n.action.as_str(),
+                n.action().name(),
                 n.protocol.as_str(),
                 n.local_port,
-                n.state.as_str()
+                n.state().name()
             ),
             ("listen_opened", "tcp", 8080, "LISTEN")
         );
@@ -490,7 +502,12 @@ mod tests {
             uid: 0,
             inode: 100,
         };
-        let mut ch = change(Action::ConnectionClosed, c, "inbound", "CLOSE_WAIT");
+        let mut ch = change(
+            Action::ConnectionClosed,
+            c,
+            Direction::Inbound,
+            SocketState::CloseWait,
+        );
         ch.owner = None;
         let e = s.event(ch, 1);
         assert_eq!(
@@ -502,7 +519,7 @@ mod tests {
         let n = net(&e);
         assert_eq!((n.pid, n.process_name.as_str()), (0, ""));
         assert_eq!(n.remote_address, "127.0.0.1");
-        assert_eq!(n.direction, "inbound");
+        assert_eq!(n.direction(), Direction::Inbound);
     }
 
     /// Both sources, in-process (no root needed: these are our own sockets): a listener and a
@@ -542,9 +559,9 @@ mod tests {
                 })
                 .map(|c| {
                     (
-                        c.action.as_str(),
+                        c.action.name(),
                         c.sock.local_port,
-                        c.direction,
+                        c.direction.name(),
                         c.owner.as_ref().unwrap().pid,
                     )
                 })

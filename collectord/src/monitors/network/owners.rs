@@ -13,23 +13,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Walks that may be spent on one inode that is never found.
-pub const MAX_TRIES: u8 = 2;
+pub(super) const MAX_TRIES: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Owner {
+pub(super) struct Owner {
     pub pid: u32,
     pub name: String,
     pub exe: Vec<u8>,
 }
 
 /// Where owners come from: `/proc`, or a fake in tests.
-pub trait OwnerSource {
+pub(super) trait OwnerSource {
     /// The owners of those of `wanted` that can be found; the lowest pid when several processes
     /// share a socket (a pre-forking server's listener: the parent).
     fn find(&mut self, wanted: &HashSet<u64>) -> HashMap<u64, Arc<Owner>>;
 }
 
-pub struct OwnerCache<S> {
+pub(super) struct OwnerCache<S> {
     source: S,
     by_inode: HashMap<u64, Arc<Owner>>,
     misses: HashMap<u64, u8>,
@@ -38,7 +38,7 @@ pub struct OwnerCache<S> {
 }
 
 impl<S: OwnerSource> OwnerCache<S> {
-    pub fn new(source: S) -> Self {
+    pub(super) fn new(source: S) -> Self {
         OwnerCache {
             source,
             by_inode: HashMap::new(),
@@ -49,7 +49,7 @@ impl<S: OwnerSource> OwnerCache<S> {
 
     /// Makes sure the owners of `inodes` are known where they can be: one walk, and only when
     /// one of them is neither cached nor already given up on. Returns whether it walked.
-    pub fn resolve(&mut self, inodes: impl IntoIterator<Item = u64>) -> bool {
+    pub(super) fn resolve(&mut self, inodes: impl IntoIterator<Item = u64>) -> bool {
         let wanted: HashSet<u64> = inodes
             .into_iter()
             .filter(|i| {
@@ -75,38 +75,38 @@ impl<S: OwnerSource> OwnerCache<S> {
         true
     }
 
-    pub fn get(&self, inode: u64) -> Option<Arc<Owner>> {
+    pub(super) fn get(&self, inode: u64) -> Option<Arc<Owner>> {
         self.by_inode.get(&inode).cloned()
     }
 
     /// Not found by a walk yet, but worth another one.
-    pub fn worth_retrying(&self, inode: u64) -> bool {
+    pub(super) fn worth_retrying(&self, inode: u64) -> bool {
         inode != 0
             && !self.by_inode.contains_key(&inode)
             && self.misses.get(&inode).copied().unwrap_or(0) < MAX_TRIES
     }
 
     /// Gives up on `inode` without spending a walk on it (a socket of the baseline).
-    pub fn give_up(&mut self, inode: u64) {
+    pub(super) fn give_up(&mut self, inode: u64) {
         if !self.by_inode.contains_key(&inode) {
             self.misses.insert(inode, MAX_TRIES);
         }
     }
 
     /// Drops what is not in `present`.
-    pub fn retain(&mut self, present: &HashSet<u64>) {
+    pub(super) fn retain(&mut self, present: &HashSet<u64>) {
         self.by_inode.retain(|i, _| present.contains(i));
         self.misses.retain(|i, _| present.contains(i));
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.by_inode.len() + self.misses.len()
     }
 }
 
 /// The real source: every `/proc/<pid>/fd`.
-pub struct ProcFds {
+pub(super) struct ProcFds {
     root: PathBuf,
 }
 

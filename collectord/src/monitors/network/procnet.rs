@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::sock::{ip_from_bytes, Proto, Sock};
 
-pub fn path(proto: Proto) -> &'static str {
+pub(super) fn path(proto: Proto) -> &'static str {
     match proto {
         Proto::Tcp => "/proc/net/tcp",
         Proto::Tcp6 => "/proc/net/tcp6",
@@ -18,7 +18,7 @@ pub fn path(proto: Proto) -> &'static str {
 }
 
 /// Reads one table. A missing file (no IPv6 in this kernel) is an empty table.
-pub fn read(proto: Proto, out: &mut Vec<Sock>) -> std::io::Result<usize> {
+pub(super) fn read(proto: Proto, out: &mut Vec<Sock>) -> std::io::Result<usize> {
     match std::fs::read(Path::new(path(proto))) {
         Ok(text) => Ok(parse(&text, proto, out)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),

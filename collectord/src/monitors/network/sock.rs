@@ -1,15 +1,16 @@
 //! One socket as both sources (sock_diag and `/proc/net/*`) describe it, and how it is shown.
 
+use sec_tracker_proto::v1::SocketState;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub const AF_INET: u8 = 2;
-pub const AF_INET6: u8 = 10;
+pub(super) const AF_INET: u8 = 2;
+pub(super) const AF_INET6: u8 = 10;
 
 /// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
-pub const TCP_ESTABLISHED: u8 = 1;
-pub const TCP_CLOSE: u8 = 7;
-pub const TCP_LISTEN: u8 = 10;
+pub(super) const TCP_ESTABLISHED: u8 = 1;
+pub(super) const TCP_CLOSE: u8 = 7;
+pub(super) const TCP_LISTEN: u8 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
@@ -103,41 +104,31 @@ impl Sock {
         !self.proto.is_udp() && self.state == TCP_ESTABLISHED
     }
 
-    pub fn state_name(&self) -> &'static str {
+    pub fn socket_state(&self) -> SocketState {
         if self.proto.is_udp() {
             match self.state {
-                TCP_ESTABLISHED => "ESTABLISHED",
-                TCP_CLOSE => "UNCONN",
-                _ => "UNKNOWN",
+                TCP_ESTABLISHED => SocketState::Established,
+                TCP_CLOSE => SocketState::Unconn,
+                _ => SocketState::Unknown,
             }
         } else {
-            tcp_state_name(self.state)
+            tcp_state(self.state)
         }
     }
 }
 
-pub fn tcp_state_name(state: u8) -> &'static str {
-    match state {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        _ => "UNKNOWN",
-    }
+/// The kernel's TCP state numbers are the contract's `SocketState` values.
+pub(super) fn tcp_state(state: u8) -> SocketState {
+    SocketState::try_from(i32::from(state))
+        .ok()
+        .filter(|s| (1..=12).contains(&(*s as i32)))
+        .unwrap_or(SocketState::Unknown)
 }
 
 /// An address as text. An IPv4-mapped IPv6 address (a dual-stack socket talking IPv4) is shown
 /// as the IPv4 address it is, so `127.0.0.1` reads the same whichever socket carried it; the
 /// protocol (`tcp6`) still says which kind of socket it was.
-pub fn addr_text(a: &IpAddr) -> String {
+pub(super) fn addr_text(a: &IpAddr) -> String {
     match a {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -148,7 +139,7 @@ pub fn addr_text(a: &IpAddr) -> String {
 }
 
 /// `addr:port`, with brackets around an IPv6 address.
-pub struct Endpoint<'a>(pub &'a IpAddr, pub u16);
+pub(super) struct Endpoint<'a>(pub &'a IpAddr, pub u16);
 
 impl fmt::Display for Endpoint<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -162,7 +153,7 @@ impl fmt::Display for Endpoint<'_> {
 }
 
 /// 16 bytes in network order as the kernel gives them; for IPv4 the first 4 are the address.
-pub fn ip_from_bytes(family: u8, b: &[u8; 16]) -> IpAddr {
+pub(super) fn ip_from_bytes(family: u8, b: &[u8; 16]) -> IpAddr {
     if family == AF_INET {
         IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
     } else {
@@ -204,7 +195,15 @@ mod tests {
         assert!(s(Proto::Udp, TCP_CLOSE, 0, any4).is_listening());
         assert!(!s(Proto::Udp, TCP_ESTABLISHED, 53, lo).is_listening());
         assert!(!s(Proto::Udp, TCP_ESTABLISHED, 53, lo).is_established_tcp());
-        assert_eq!(s(Proto::Udp, TCP_CLOSE, 0, any4).state_name(), "UNCONN");
-        assert_eq!(s(Proto::Tcp6, 8, 1, lo).state_name(), "CLOSE_WAIT");
+        assert_eq!(
+            s(Proto::Udp, TCP_CLOSE, 0, any4).socket_state(),
+            SocketState::Unconn
+        );
+        assert_eq!(
+            s(Proto::Tcp6, 8, 1, lo).socket_state(),
+            SocketState::CloseWait
+        );
+        assert_eq!(tcp_state(12), SocketState::NewSynRecv);
+        assert_eq!(tcp_state(20), SocketState::Unknown);
     }
 }

@@ -10,41 +10,25 @@ use std::sync::Arc;
 use super::owners::{Owner, OwnerCache, OwnerSource};
 use super::sock::{Key, Sock};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    ListenOpened,
-    ListenClosed,
-    ConnectionEstablished,
-    ConnectionClosed,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ListenOpened => "listen_opened",
-            Action::ListenClosed => "listen_closed",
-            Action::ConnectionEstablished => "connection_established",
-            Action::ConnectionClosed => "connection_closed",
-        }
-    }
-}
+pub(super) use sec_tracker_proto::v1::NetworkAction as Action;
+use sec_tracker_proto::v1::{Direction, SocketState};
 
 /// One thing to report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(super) struct Change {
     pub action: Action,
     pub sock: Sock,
     /// The socket's state now: for a closed one, the state it moved to (`CLOSE_WAIT`,
     /// `TIME_WAIT`…) or `CLOSED` when it is gone.
-    pub state: &'static str,
-    /// "inbound" or "outbound" for connections; "" for listening sockets.
-    pub direction: &'static str,
+    pub state: SocketState,
+    /// Inbound or outbound for connections; unspecified for listening sockets.
+    pub direction: Direction,
     pub owner: Option<Arc<Owner>>,
 }
 
 struct Tracked {
     sock: Sock,
-    direction: &'static str,
+    direction: Direction,
     owner: Option<Arc<Owner>>,
     /// Its opening has been reported (or it is part of the baseline). A new socket whose owner
     /// a walk of /proc could not find is held back one scan and looked up again: the walk may
@@ -53,24 +37,24 @@ struct Tracked {
 }
 
 #[derive(Default)]
-pub struct Tracker {
+pub(super) struct Tracker {
     tracked: HashMap<Key, Tracked>,
     baselined: bool,
 }
 
 /// Counts for `status`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
+pub(super) struct Counts {
     pub listening: usize,
     pub established: usize,
 }
 
 impl Tracker {
-    pub fn is_baselined(&self) -> bool {
+    pub(super) fn is_baselined(&self) -> bool {
         self.baselined
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(super) fn counts(&self) -> Counts {
         let listening = self
             .tracked
             .values()
@@ -84,7 +68,7 @@ impl Tracker {
 
     /// Takes one scan (every socket the kernel listed) and returns what changed since the last.
     /// The first scan is the baseline: it reports nothing.
-    pub fn scan<S: OwnerSource>(
+    pub(super) fn scan<S: OwnerSource>(
         &mut self,
         socks: &[Sock],
         owners: &mut OwnerCache<S>,
@@ -105,16 +89,16 @@ impl Tracker {
         {
             listeners.entry(s.local_port).or_default().push(s.local);
         }
-        let direction = |s: &Sock| -> &'static str {
+        let direction = |s: &Sock| -> Direction {
             if s.is_listening() {
-                ""
+                Direction::Unspecified
             } else if listeners
                 .get(&s.local_port)
                 .is_some_and(|addrs| addrs.iter().any(|a| covers(a, &s.local)))
             {
-                "inbound"
+                Direction::Inbound
             } else {
-                "outbound"
+                Direction::Outbound
             }
         };
 
@@ -190,7 +174,7 @@ impl Tracker {
             if let Some(t) = self.tracked.get_mut(k) {
                 t.owner = owners.get(k.inode);
                 t.reported = true;
-                changes.push(change(Action::opened(&t.sock), t, t.sock.state_name()));
+                changes.push(change(opening_action(&t.sock), t, t.sock.socket_state()));
             }
         }
         for (_, k) in &upgrades {
@@ -211,7 +195,7 @@ impl Tracker {
                 reported,
             };
             if reported {
-                changes.push(change(Action::opened(s), &t, s.state_name()));
+                changes.push(change(opening_action(s), &t, s.socket_state()));
             }
             self.tracked.insert(*k, t);
         }
@@ -235,13 +219,13 @@ impl Tracker {
                     continue;
                 };
                 if !t.reported {
-                    changes.push(change(Action::opened(&t.sock), &t, t.sock.state_name()));
+                    changes.push(change(opening_action(&t.sock), &t, t.sock.socket_state()));
                 }
                 let state = match now.get(&Key { inode: 0, ..*k }) {
                     Some(st) if !t.sock.proto.is_udp() && *st != t.sock.state => {
-                        super::sock::tcp_state_name(*st)
+                        super::sock::tcp_state(*st)
                     }
-                    _ => "CLOSED",
+                    _ => SocketState::Closed,
                 };
                 let action = if t.sock.is_listening() {
                     Action::ListenClosed
@@ -281,17 +265,15 @@ impl Tracker {
     }
 }
 
-impl Action {
-    fn opened(s: &Sock) -> Action {
-        if s.is_listening() {
-            Action::ListenOpened
-        } else {
-            Action::ConnectionEstablished
-        }
+fn opening_action(s: &Sock) -> Action {
+    if s.is_listening() {
+        Action::ListenOpened
+    } else {
+        Action::ConnectionEstablished
     }
 }
 
-fn change(action: Action, t: &Tracked, state: &'static str) -> Change {
+fn change(action: Action, t: &Tracked, state: SocketState) -> Change {
     Change {
         action,
         sock: t.sock.clone(),
@@ -317,6 +299,7 @@ fn canonical(a: &IpAddr) -> IpAddr {
 mod tests {
     use super::*;
     use crate::monitors::network::sock::{Proto, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+    use sec_tracker_proto::json::Named;
     use std::cell::RefCell;
 
     /// Owners by inode, changeable while a cache uses it.
@@ -399,10 +382,10 @@ mod tests {
         c.iter()
             .map(|c| {
                 (
-                    c.action.as_str(),
+                    c.action.name(),
                     c.sock.local_port,
-                    c.direction,
-                    c.state,
+                    c.direction.name(),
+                    c.state.name(),
                     c.owner.as_ref().map_or(0, |o| o.pid),
                 )
             })

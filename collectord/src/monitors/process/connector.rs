@@ -11,11 +11,12 @@ use netlink_sys::{protocols::NETLINK_CONNECTOR, Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
+use crate::netlink::{u32_ne, Messages, NLMSG_HDR_LEN};
+
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
 const PROC_CN_MCAST_LISTEN: u32 = 1;
 const NLMSG_DONE: u16 = 3;
-const NLMSG_HDR_LEN: usize = 16;
 const CN_MSG_LEN: usize = 20;
 const PROC_EVENT_HDR_LEN: usize = 16;
 
@@ -76,32 +77,21 @@ pub enum ProcEvent {
 /// counted in the returned `malformed`.
 pub fn parse_datagram(buf: &[u8], out: &mut Vec<ProcEvent>) -> usize {
     let mut malformed = 0;
-    let mut rest = buf;
-    while rest.len() >= NLMSG_HDR_LEN {
-        let len = u32_at(rest, 0) as usize;
-        if len < NLMSG_HDR_LEN || len > rest.len() {
-            malformed += 1;
-            break;
-        }
-        match parse_cn_payload(&rest[NLMSG_HDR_LEN..len]) {
+    let mut messages = Messages::new(buf);
+    for m in messages.by_ref() {
+        match parse_cn_payload(m.payload) {
             Some(ev) => out.push(ev),
             None => malformed += 1,
         }
-        // Messages are 4-byte aligned.
-        let aligned = (len + 3) & !3;
-        if aligned >= rest.len() {
-            break;
-        }
-        rest = &rest[aligned..];
     }
-    malformed
+    malformed + usize::from(messages.malformed())
 }
 
 fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
     if p.len() < CN_MSG_LEN + PROC_EVENT_HDR_LEN {
         return None;
     }
-    if u32_at(p, 0) != CN_IDX_PROC || u32_at(p, 4) != CN_VAL_PROC {
+    if u32_ne(p, 0) != CN_IDX_PROC || u32_ne(p, 4) != CN_VAL_PROC {
         return None;
     }
     let data_len = u16::from_ne_bytes([p[16], p[17]]) as usize;
@@ -109,10 +99,10 @@ fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
     if ev.len() < PROC_EVENT_HDR_LEN {
         return None;
     }
-    let what = u32_at(ev, 0);
+    let what = u32_ne(ev, 0);
     let ts_ns = u64::from_ne_bytes(ev[8..16].try_into().ok()?);
     let d = &ev[PROC_EVENT_HDR_LEN..];
-    let field = |i: usize| -> Option<u32> { d.get(i * 4..i * 4 + 4).map(|b| u32_at(b, 0)) };
+    let field = |i: usize| -> Option<u32> { d.get(i * 4..i * 4 + 4).map(|b| u32_ne(b, 0)) };
     Some(match what {
         PROC_EVENT_NONE => ProcEvent::Ack { err: field(0)? },
         PROC_EVENT_FORK => ProcEvent::Fork {
@@ -151,17 +141,13 @@ fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
     })
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// A subscribed connector socket.
-pub struct Connector {
+pub(super) struct Connector {
     socket: Socket,
     buf: Vec<u8>,
 }
 
-pub enum Recv {
+pub(super) enum Recv {
     Data(usize),
     /// Nothing within the read timeout: a chance to check for shutdown.
     Timeout,
@@ -172,7 +158,7 @@ pub enum Recv {
 impl Connector {
     /// Opens and subscribes. Fails without CAP_NET_ADMIN on kernels that require it, or where
     /// the kernel lacks CONFIG_PROC_EVENTS.
-    pub fn open(read_timeout: Duration) -> io::Result<Connector> {
+    pub(super) fn open(read_timeout: Duration) -> io::Result<Connector> {
         let mut socket = Socket::new(NETLINK_CONNECTOR)?;
         socket.bind(&SocketAddr::new(0, CN_IDX_PROC))?;
         // Prefer a forced buffer (needs CAP_NET_ADMIN, ignores rmem_max); fall back to the
@@ -207,7 +193,7 @@ impl Connector {
         })
     }
 
-    pub fn recv(&mut self) -> io::Result<Recv> {
+    pub(super) fn recv(&mut self) -> io::Result<Recv> {
         let mut slice = &mut self.buf[..];
         match self.socket.recv(&mut slice, 0) {
             Ok(n) => Ok(Recv::Data(n.min(self.buf.len()))),
@@ -226,7 +212,7 @@ impl Connector {
         }
     }
 
-    pub fn data(&self, n: usize) -> &[u8] {
+    pub(super) fn data(&self, n: usize) -> &[u8] {
         &self.buf[..n]
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::time::{clock_gettime, ClockId};
-use sec_tracker_proto::v1::Severity;
+use sec_tracker_proto::v1::{MonitorState, Severity};
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use connector::{Connector, Recv};
@@ -46,7 +46,7 @@ impl Monitor for ProcessMonitor {
                         humantime::format_duration(ctx.config.monitoring.scan_interval)
                     );
                     tracing::warn!("{why}");
-                    ctx.health.set_state("fallback", why.clone());
+                    ctx.health.set_state(MonitorState::Fallback, why.clone());
                     ctx.notice("monitor_fallback", Severity::Warning, 0, why);
                     poll::run(ctx).await
                 }
@@ -91,7 +91,8 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
     let mut tracker = Tracker::new(max_cmdline);
     tracker.seed_from_proc();
-    ctx.health.set_state("running", "kernel process connector");
+    ctx.health
+        .set_state(MonitorState::Running, "kernel process connector");
     tracing::info!("process monitor: kernel process connector subscribed");
 
     let mut events = Vec::with_capacity(64);
@@ -128,7 +129,7 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
             last_notice = Instant::now();
         }
     }
-    ctx.health.set_state("stopped", "");
+    ctx.health.set_state(MonitorState::Stopped, "");
     Ok(())
 }
 

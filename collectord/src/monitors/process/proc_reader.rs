@@ -134,6 +134,18 @@ impl ProcReader {
         d
     }
 
+    /// `/proc/<pid>/status` alone.
+    pub fn status(&mut self, pid: u32) -> Option<Status> {
+        self.read_file(&PathBuf::from(format!("/proc/{pid}/status")), 64 * 1024)
+            .ok()?;
+        parse_status(&self.buf)
+    }
+
+    /// The executable's path, empty when it cannot be read.
+    pub fn exe(&self, pid: u32) -> Vec<u8> {
+        read_link(&PathBuf::from(format!("/proc/{pid}/exe")))
+    }
+
     /// Only the short name, for parents and processes seen at start.
     pub fn comm(&mut self, pid: u32) -> Option<String> {
         self.read_file(&PathBuf::from(format!("/proc/{pid}/comm")), 64)

@@ -27,7 +27,7 @@ struct Known {
     started_ns: i64,
 }
 
-pub struct Tracker {
+pub(super) struct Tracker {
     known: HashMap<u32, Known>,
     reader: ProcReader,
     users: UserNames,
@@ -36,7 +36,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(max_cmdline: usize) -> Tracker {
+    pub(super) fn new(max_cmdline: usize) -> Tracker {
         Tracker {
             known: HashMap::new(),
             reader: ProcReader::new(max_cmdline),
@@ -46,7 +46,7 @@ impl Tracker {
     }
 
     /// Learns the processes already running, so that their exits can be named.
-    pub fn seed_from_proc(&mut self) {
+    pub(super) fn seed_from_proc(&mut self) {
         for pid in list_pids() {
             let d = self.reader.read(pid);
             if let Some(s) = &d.status {
@@ -65,11 +65,11 @@ impl Tracker {
         }
     }
 
-    pub fn is_known(&self, pid: u32) -> bool {
+    pub(super) fn is_known(&self, pid: u32) -> bool {
         self.known.contains_key(&pid)
     }
 
-    pub fn known_pids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn known_pids(&self) -> impl Iterator<Item = u32> + '_ {
         self.known.keys().copied()
     }
 
@@ -82,7 +82,7 @@ impl Tracker {
     }
 
     /// A new process that has not exec'd: it carries its parent's identity until it does.
-    pub fn fork(&mut self, parent: u32, child: u32, ts_ns: i64) {
+    pub(super) fn fork(&mut self, parent: u32, child: u32, ts_ns: i64) {
         let mut k = self.known.get(&parent).cloned().unwrap_or_default();
         k.ppid = parent;
         k.started_ns = ts_ns;
@@ -90,7 +90,7 @@ impl Tracker {
     }
 
     /// Reads `/proc/<pid>` now and builds the exec event.
-    pub fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
+    pub(super) fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
         let d: Details = self.reader.read(pid);
         let before = self.known.get(&pid).cloned();
         let missing = d.missing();
@@ -172,7 +172,7 @@ impl Tracker {
     }
 
     /// `wait_status` is the kernel's encoding (code << 8 | signal); None when unknown (polling).
-    pub fn exit(&mut self, pid: u32, wait_status: Option<u32>, ts_ns: i64) -> Event {
+    pub(super) fn exit(&mut self, pid: u32, wait_status: Option<u32>, ts_ns: i64) -> Event {
         let k = self.known.remove(&pid);
         let known = k.is_some();
         let k = k.unwrap_or_default();
@@ -214,7 +214,7 @@ impl Tracker {
         )
     }
 
-    pub fn uid_change(&mut self, pid: u32, ruid: u32, euid: u32, ts_ns: i64) -> Event {
+    pub(super) fn uid_change(&mut self, pid: u32, ruid: u32, euid: u32, ts_ns: i64) -> Event {
         let before = self.known.get(&pid).cloned();
         let name = before
             .as_ref()
@@ -260,7 +260,7 @@ impl Tracker {
         )
     }
 
-    pub fn gid_change(&mut self, pid: u32, rgid: u32, egid: u32, ts_ns: i64) -> Event {
+    pub(super) fn gid_change(&mut self, pid: u32, rgid: u32, egid: u32, ts_ns: i64) -> Event {
         let k = self.known.get(&pid).cloned().unwrap_or_default();
         let user = self.users.name(k.uid);
         event(
@@ -300,7 +300,7 @@ fn event(ts_ns: i64, severity: Severity, message: String, p: ProcessEvent) -> Ev
 }
 
 /// Every numeric entry of /proc.
-pub fn list_pids() -> Vec<u32> {
+pub(super) fn list_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -39,7 +39,7 @@ pub struct SystemSampler {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CpuTicks {
+pub(super) struct CpuTicks {
     pub busy: u64,
     pub total: u64,
 }
@@ -134,7 +134,7 @@ impl SystemSampler {
     }
 }
 
-pub fn read_cpu_ticks() -> Option<CpuTicks> {
+pub(super) fn read_cpu_ticks() -> Option<CpuTicks> {
     let t = procfs::KernelStats::current().ok()?.total;
     let idle = t.idle + t.iowait.unwrap_or(0);
     let busy = t.user
@@ -149,7 +149,7 @@ pub fn read_cpu_ticks() -> Option<CpuTicks> {
     })
 }
 
-pub fn usage_between(a: CpuTicks, b: CpuTicks) -> f64 {
+pub(super) fn usage_between(a: CpuTicks, b: CpuTicks) -> f64 {
     let total = b.total.saturating_sub(a.total);
     if total == 0 {
         return 0.0;
@@ -158,7 +158,7 @@ pub fn usage_between(a: CpuTicks, b: CpuTicks) -> f64 {
     (busy as f64 * 100.0 / total as f64).clamp(0.0, 100.0)
 }
 
-/// The seed reports Go's architecture names; keep them for existing scripts.
+/// Go's architecture names ("amd64"), which existing scripts read; keep them.
 fn debian_arch(machine: &str) -> &str {
     match machine {
         "x86_64" => "amd64",

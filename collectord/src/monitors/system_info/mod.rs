@@ -5,7 +5,7 @@ mod collect;
 
 use std::sync::Arc;
 
-use sec_tracker_proto::v1::{event, Event, EventType, Severity};
+use sec_tracker_proto::v1::{event, Event, EventType, MonitorState, Severity};
 use tokio::sync::Mutex;
 
 pub use collect::SystemSampler;
@@ -58,7 +58,7 @@ impl Monitor for SystemInfoMonitor {
 
     fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
         Box::pin(async move {
-            ctx.health.set_state("running", "");
+            ctx.health.set_state(MonitorState::Running, "");
             let mut tick = tokio::time::interval(ctx.config.agent.report_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -1,0 +1,86 @@
+//! What every integration test needs: waiting on a condition with a deadline, deciding what to
+//! do when a test needs root, the readers' group, and the workspace's binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Set by `.ci/run`: a test that would skip (not root, no kernel interface) fails instead.
+pub const REQUIRE_ALL_ENV: &str = "SEC_TRACKER_REQUIRE_ALL";
+
+/// True when the test can run as root. Otherwise prints why it skips and returns false — or
+/// panics when `SEC_TRACKER_REQUIRE_ALL` is set, so CI never skips silently.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let msg = format!("{test}: needs root (process connector, setuid, socket ownership)");
+    if std::env::var_os(REQUIRE_ALL_ENV).is_some() {
+        panic!("{msg}, and {REQUIRE_ALL_ENV} forbids skipping");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// Polls `cond` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// As [`wait_for`], for conditions that need to await (a gRPC call).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The gid of group `sec-tracker`, creating the group (as install.sh would) when it is missing.
+/// For tests that run a process as a member of the socket group.
+pub fn socket_group_gid() -> u32 {
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "getent group sec-tracker >/dev/null || groupadd --system sec-tracker",
+        ])
+        .status()
+        .expect("run groupadd");
+    assert!(ok.success(), "cannot create group sec-tracker");
+    nix::unistd::Group::from_name("sec-tracker")
+        .ok()
+        .flatten()
+        .expect("group sec-tracker exists")
+        .gid
+        .as_raw()
+}
+
+/// A binary of the workspace, built beside `this_exe` (a test's `CARGO_BIN_EXE_…`) by
+/// `cargo test --workspace`.
+pub fn workspace_bin(this_exe: &str, name: &str) -> PathBuf {
+    let p = Path::new(this_exe).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
