@@ -183,9 +183,10 @@ if [ -n "$cpid" ]; then
   DAEMON_PIDS+=("$cpid")
   eq "collectord is $BIN/collectord" "$(readlink "/proc/$cpid/exe")" "$BIN/collectord"
   eq "collectord runs as root" "$(status_field "$cpid" Uid)" "0 0 0 0"
-  # The named set it keeps: DAC_READ_SEARCH=2 NET_ADMIN=12 SYS_PTRACE=19 SYS_ADMIN=21 SYS_NICE=23.
+  # What it keeps running: DAC_READ_SEARCH=2 SYS_PTRACE=19 (NET_ADMIN, SYS_ADMIN, SYS_NICE, CHOWN and
+  # SETPCAP are used at start only).
   mask=0
-  for bit in 2 12 19 21 23; do mask=$((mask | (1 << bit))); done
+  for bit in 2 19; do mask=$((mask | (1 << bit))); done
   want=$(printf '%016x' "$mask")
   for set in CapEff CapPrm CapBnd; do cap_check "$cpid" "$set" "$want" collectord; done
   for set in CapInh CapAmb; do cap_check "$cpid" "$set" 0000000000000000 collectord; done

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sec_tracker_proto::v1::{CollectorStatus, MonitorState, MonitorStatus, SystemInfo};
+use sec_tracker_proto::v1::{CollectorStatus, MonitorState, MonitorStatus, Severity, SystemInfo};
 use sec_tracker_proto::Config;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -17,7 +17,8 @@ use crate::monitors::file::FileMonitor;
 use crate::monitors::network::NetworkMonitor;
 use crate::monitors::process::ProcessMonitor;
 use crate::monitors::system_info::{self, SystemInfoMonitor, SystemSampler};
-use crate::monitors::{Monitor, MonitorContext, MonitorHealth};
+use crate::monitors::{agent_notice, Monitor, MonitorContext, MonitorHealth};
+use crate::privileges::Opened;
 
 pub struct Collector {
     config: Arc<Config>,
@@ -34,11 +35,24 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts every enabled monitor. Must be called inside a tokio runtime.
+    /// Starts every enabled monitor, opening what they need itself (in-process use, as root).
+    /// Must be called inside a tokio runtime.
     pub fn start(
         config: Config,
         config_path: Option<PathBuf>,
         socket_path: Option<PathBuf>,
+    ) -> Arc<Collector> {
+        let opened = Opened::open(&config, None);
+        Collector::start_with(config, config_path, socket_path, opened)
+    }
+
+    /// Starts every enabled monitor with what was opened while the start-up capabilities were
+    /// still held (the daemon drops them in between). Must be called inside a tokio runtime.
+    pub fn start_with(
+        config: Config,
+        config_path: Option<PathBuf>,
+        socket_path: Option<PathBuf>,
+        opened: Opened,
     ) -> Arc<Collector> {
         let config = Arc::new(config);
         let hub = Hub::new(config.agent.buffer_size as usize);
@@ -50,8 +64,19 @@ impl Collector {
                 Box::new(SystemInfoMonitor::new(Arc::clone(&sampler))),
                 m.system_info,
             ),
-            (Box::new(ProcessMonitor), m.process_monitor),
-            (Box::new(FileMonitor), m.file_monitor),
+            (
+                Box::new(ProcessMonitor {
+                    connector: opened.connector,
+                    reader: opened.reader,
+                }),
+                m.process_monitor,
+            ),
+            (
+                Box::new(FileMonitor {
+                    fanotify: opened.fanotify,
+                }),
+                m.file_monitor,
+            ),
             (Box::new(AuthMonitor), m.auth_monitor),
             (Box::new(NetworkMonitor), m.network_monitor),
         ];
@@ -81,6 +106,13 @@ impl Collector {
                 }
             });
         }
+        let stall_after = config.monitoring.stall_after;
+        tasks.spawn(watchdog(
+            Arc::clone(&hub),
+            health.clone(),
+            stall_after,
+            shutdown.clone(),
+        ));
         Arc::new(Collector {
             config,
             hub,
@@ -158,6 +190,62 @@ impl Collector {
     }
 }
 
+/// Every second: a monitor busy on one step for longer than `stall_after` is marked stalled in
+/// `status`, and said so in the stream (CRITICAL: the agent is blind there); when it moves
+/// again, it is restored and that is said too.
+async fn watchdog(
+    hub: Arc<Hub>,
+    health: Vec<Arc<MonitorHealth>>,
+    stall_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for h in health.iter().filter(|h| h.enabled) {
+            check_stall(&hub, h, stall_after);
+        }
+    }
+}
+
+fn check_stall(hub: &Hub, h: &MonitorHealth, stall_after: Duration) {
+    match h.busy_for() {
+        Some(busy) if busy > stall_after => {
+            let detail = format!(
+                "busy on one step for {}s without progress: its events are not coming",
+                busy.as_secs()
+            );
+            if h.mark_stalled(true, detail.clone()) {
+                let msg = format!("{} stalled: {detail}", h.name);
+                tracing::error!("{msg}");
+                hub.publish(agent_notice(
+                    h.name,
+                    "monitor_stalled",
+                    Severity::Critical,
+                    0,
+                    msg,
+                ));
+            }
+        }
+        _ => {
+            if h.mark_stalled(false, String::new()) {
+                let msg = format!("{} is working again", h.name);
+                tracing::warn!("{msg}");
+                hub.publish(agent_notice(
+                    h.name,
+                    "monitor_recovered",
+                    Severity::Warning,
+                    0,
+                    msg,
+                ));
+            }
+        }
+    }
+}
+
 fn effective_capabilities() -> Vec<String> {
     caps::read(None, caps::CapSet::Effective)
         .map(|set| {
@@ -166,4 +254,67 @@ fn effective_capabilities() -> Vec<String> {
             v
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sec_tracker_proto::v1::{event, SubscribeRequest};
+    use tokio_stream::StreamExt;
+
+    /// A monitor thread that blocks on one step (as a read of a FIFO would) is marked stalled,
+    /// said so in the stream, and restored when it moves again.
+    #[tokio::test]
+    async fn a_stuck_monitor_is_reported_stalled_then_recovered() {
+        let hub = Hub::new(100);
+        let mut stream = hub.subscribe(SubscribeRequest::default());
+        let h = MonitorHealth::new("file_monitor", true);
+        h.set_state(MonitorState::Running, "inotify on 3 directories");
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+        let stuck = Arc::clone(&h);
+        let thread = std::thread::spawn(move || {
+            let _working = stuck.working();
+            busy_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        busy_rx.recv().unwrap();
+        let after = Duration::from_millis(50);
+        check_stall(&hub, &h, after);
+        assert_eq!(h.status().state(), MonitorState::Running, "not yet");
+        std::thread::sleep(Duration::from_millis(120));
+        check_stall(&hub, &h, after);
+        let st = h.status();
+        assert_eq!(st.state(), MonitorState::Stalled);
+        assert!(st.detail.contains("without progress"), "{}", st.detail);
+        // Said once, however long it lasts.
+        check_stall(&hub, &h, after);
+        release_tx.send(()).unwrap();
+        thread.join().unwrap();
+        check_stall(&hub, &h, after);
+        let st = h.status();
+        assert_eq!(
+            (st.state(), st.detail.as_str()),
+            (MonitorState::Running, "inotify on 3 directories")
+        );
+        let mut kinds = Vec::new();
+        while kinds.len() < 2 {
+            let r = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .unwrap()
+                .unwrap();
+            if let Some(sec_tracker_proto::v1::subscribe_response::Item::Event(e)) = r.item {
+                if let Some(event::Details::Agent(a)) = &e.details {
+                    kinds.push((a.kind.clone(), e.severity()));
+                }
+            }
+        }
+        assert_eq!(
+            kinds,
+            [
+                ("monitor_stalled".to_owned(), Severity::Critical),
+                ("monitor_recovered".to_owned(), Severity::Warning)
+            ]
+        );
+    }
 }

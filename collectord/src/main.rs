@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use collectord::{privileges, server, Collector};
+use collectord::privileges::{self, Opened};
+use collectord::{server, Collector};
 use sec_tracker_proto::daemon::{DaemonArgs, StopSignals};
 use sec_tracker_proto::local::peer::{self, Limits, PeerPolicy};
 use sec_tracker_proto::local::{socket, LocalService};
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     let socket_path = args
         .socket
         .unwrap_or_else(|| config.agent.collector_socket.clone());
-    let (staged, policy) = match prepare(&config, &socket_path) {
+    let (staged, policy, opened) = match prepare(&config, &socket_path) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -54,7 +55,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the runtime")),
     };
-    match runtime.block_on(run(config, config_path, socket_path, staged, policy)) {
+    match runtime.block_on(run(
+        config,
+        config_path,
+        socket_path,
+        staged,
+        policy,
+        opened,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -66,21 +74,24 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Binds the socket (the one use of CAP_CHOWN) and drops every capability the enabled monitors
-/// do not need. Runs before the runtime exists: capabilities are per thread, and threads made
-/// afterwards inherit the reduced sets.
+/// Binds the socket (CAP_CHOWN) and opens what the monitors need the start-up capabilities for
+/// (the process connector, the fanotify group), then drops every capability the monitors do not
+/// need while they run. Runs before the runtime exists: capabilities are per thread, and threads
+/// made afterwards inherit the reduced sets.
 fn prepare(
     config: &Config,
     socket_path: &std::path::Path,
-) -> anyhow::Result<(socket::Staged, PeerPolicy)> {
+) -> anyhow::Result<(socket::Staged, PeerPolicy, Opened)> {
     let policy = PeerPolicy::new(LocalService::Collector, &config.agent.socket_group);
     if policy.group_gid().is_none() {
         tracing::warn!(group = %config.agent.socket_group, "socket group does not exist: only root may read the stream");
     }
     let staged = socket::bind(socket_path, LocalService::Collector, policy.group_gid())
         .context("binding the collector socket")?;
-    if nix::unistd::geteuid().is_root() {
-        let wanted = privileges::needed(config);
+    let root = nix::unistd::geteuid().is_root();
+    let wanted = privileges::needed(config);
+    let opened = Opened::open(config, root.then_some(&wanted));
+    if root {
         let kept = privileges::drop_all_but(&wanted)?;
         tracing::info!(kept = %privileges::names(&kept), "dropped every other capability; no_new_privs set");
         let missing: caps::CapsHashSet = wanted.difference(&kept).copied().collect();
@@ -93,7 +104,7 @@ fn prepare(
     } else {
         tracing::info!("not running as root: keeping the capabilities this process was given");
     }
-    Ok((staged, policy))
+    Ok((staged, policy, opened))
 }
 
 async fn run(
@@ -102,9 +113,10 @@ async fn run(
     socket_path: PathBuf,
     staged: socket::Staged,
     policy: PeerPolicy,
+    opened: Opened,
 ) -> anyhow::Result<()> {
     let mut signals = StopSignals::install().context("installing the signal handlers")?;
-    let collector = Collector::start(config, config_path, Some(socket_path.clone()));
+    let collector = Collector::start_with(config, config_path, Some(socket_path.clone()), opened);
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 
     let (listener, published) = staged.publish()?;

@@ -117,6 +117,11 @@ pub struct MonitoringConfig {
     pub exclude_paths: Vec<PathBuf>,
     /// regular files larger than this are not hashed (and say so).
     pub max_hash_bytes: u64,
+    /// Files the file monitor's baseline keeps at most (over all watch paths): past it files are
+    /// still watched and reported, but not kept, so memory stays bounded whatever the trees hold.
+    pub max_files: u64,
+    /// A monitor busy this long on one step (a read that never returns) is reported stalled.
+    pub stall_after: Duration,
     /// the text auth logs to follow (those that exist).
     pub auth_logs: Vec<PathBuf>,
 }
@@ -172,6 +177,8 @@ impl Default for Config {
                 realtime_priority: true,
                 exclude_paths: vec![PathBuf::from("/var/log/sec-tracker")],
                 max_hash_bytes: 64 * 1024 * 1024,
+                max_files: 200_000,
+                stall_after: Duration::from_secs(30),
                 auth_logs: vec![
                     PathBuf::from("/var/log/auth.log"),
                     PathBuf::from("/var/log/secure"),
@@ -387,6 +394,8 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.bool("realtime_priority", &mut v.realtime_priority);
                 s.path_list("exclude_paths", &mut v.exclude_paths);
                 s.int("max_hash_bytes", 0, u64::MAX, &mut v.max_hash_bytes);
+                s.int("max_files", 1, 100_000_000, &mut v.max_files);
+                s.duration("stall_after", &mut v.stall_after);
                 s.path_list("auth_logs", &mut v.auth_logs);
             }
             _ => {

@@ -74,7 +74,7 @@ named!(SocketState {
 named!(Direction { Unspecified => "", Inbound => "inbound", Outbound => "outbound" });
 named!(MonitorState {
     Starting => "starting", Running => "running", Fallback => "fallback",
-    Disabled => "disabled", Failed => "failed", Stopped => "stopped",
+    Disabled => "disabled", Failed => "failed", Stopped => "stopped", Stalled => "stalled",
 });
 named!(ShipperState {
     Idle => "idle", Sending => "sending", Retrying => "retrying", PausedAuth => "paused_auth",
@@ -86,8 +86,10 @@ named!(GapReason {
 });
 
 /// Renders bytes from the kernel (paths, arguments) on one printable line: valid UTF-8 is kept,
-/// control characters become `\n`, `\t`, `\xNN`, invalid bytes `\xNN`, and a backslash `\\`, so
-/// a file name with a newline can never forge a second output line and nothing is lost.
+/// control characters (C0 and C1, ESC among them) and the bidirectional formatting characters
+/// become `\n`, `\t`, `\xNN`, invalid bytes `\xNN`, and a backslash `\\`, so a file or program
+/// name can never forge a second output line, drive the terminal, or reorder what is shown, and
+/// nothing is lost.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
@@ -97,7 +99,7 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
-                c if c.is_control() => {
+                c if c.is_control() || is_bidi_control(c) => {
                     let mut buf = [0u8; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
                         out.push_str(&format!("\\x{b:02x}"));
@@ -111,6 +113,24 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// [`escape_bytes`] for text: a string shown to a human (a host name, a user name, a program's
+/// name, a mount point) that came from anyone but us.
+pub fn escape_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars()
+        .any(|c| c == '\\' || c.is_control() || is_bidi_control(c))
+    {
+        escape_bytes(s.as_bytes()).into()
+    } else {
+        s.into()
+    }
+}
+
+/// The characters that reorder text on screen (Unicode's bidirectional controls): shown
+/// escaped, so that `exe\u{202e}txt.sh` cannot pass for `exe.sh` backwards.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Bytes as a JSON string: exact when they are UTF-8 (JSON escapes control characters itself),
@@ -492,6 +512,13 @@ mod tests {
             escape_bytes(b"back\\slash\t\x1b[31m"),
             "back\\\\slash\\t\\x1b[31m"
         );
+        // C1 (U+009B, a one-byte CSI) and a right-to-left override.
+        assert_eq!(escape_bytes("a\u{9b}8m".as_bytes()), "a\\xc2\\x9b8m");
+        assert_eq!(
+            escape_text("evil\u{202e}hs.txt"),
+            "evil\\xe2\\x80\\xaehs.txt"
+        );
+        assert_eq!(escape_text("plain-name"), "plain-name");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sec_tracker_proto::v1::{
     event, AgentNotice, Event, EventType, MonitorState, MonitorStatus, Severity,
@@ -51,19 +52,36 @@ impl MonitorContext {
     /// Publishes a notice about the agent itself (a fallback, a loss), so that it reaches the
     /// operator through the same stream as everything else.
     pub fn notice(&self, kind: &str, severity: Severity, lost: u64, message: String) {
-        self.hub.publish(Event {
-            timestamp_ns: sec_tracker_proto::json::now_ns(),
-            r#type: EventType::System as i32,
-            severity: severity as i32,
-            source: self.health.name.to_owned(),
+        self.hub.publish(agent_notice(
+            self.health.name,
+            kind,
+            severity,
+            lost,
             message,
-            details: Some(event::Details::Agent(AgentNotice {
-                kind: kind.to_owned(),
-                monitor: self.health.name.to_owned(),
-                lost,
-            })),
-            ..Default::default()
-        });
+        ));
+    }
+}
+
+/// An event about the agent itself, from `monitor`.
+pub fn agent_notice(
+    monitor: &str,
+    kind: &str,
+    severity: Severity,
+    lost: u64,
+    message: String,
+) -> Event {
+    Event {
+        timestamp_ns: sec_tracker_proto::json::now_ns(),
+        r#type: EventType::System as i32,
+        severity: severity as i32,
+        source: monitor.to_owned(),
+        message,
+        details: Some(event::Details::Agent(AgentNotice {
+            kind: kind.to_owned(),
+            monitor: monitor.to_owned(),
+            lost,
+        })),
+        ..Default::default()
     }
 }
 
@@ -74,19 +92,37 @@ pub fn run_on_thread(
     ctx: MonitorContext,
     body: impl FnOnce(&MonitorContext) -> anyhow::Result<()> + Send + 'static,
 ) -> MonitorFuture {
+    run_on_thread_of(None, thread_name, ctx, body)
+}
+
+/// As [`run_on_thread`], on `thread` when one was made at start (see
+/// [`crate::privileges::RealtimeThread`]), else on a new one.
+pub fn run_on_thread_of(
+    thread: Option<crate::privileges::RealtimeThread>,
+    thread_name: &str,
+    ctx: MonitorContext,
+    body: impl FnOnce(&MonitorContext) -> anyhow::Result<()> + Send + 'static,
+) -> MonitorFuture {
     let thread_name = thread_name.to_owned();
     Box::pin(async move {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(move || {
-                let _ = done_tx.send(body(&ctx));
-            })?;
+        let job = move || {
+            let _ = done_tx.send(body(&ctx));
+        };
+        match thread {
+            Some(t) => t.run(job)?,
+            None => {
+                std::thread::Builder::new().name(thread_name).spawn(job)?;
+            }
+        }
         done_rx.await.unwrap_or(Ok(()))
     })
 }
 
-/// A monitor's counters and state, shown by `status`.
+/// A monitor's counters and state, shown by `status`, and its liveness: a monitor marks each
+/// step of its work ([`MonitorHealth::working`]); one that stays on a step longer than
+/// `monitoring.stall_after` (a read that never returns) is reported stalled by the collector's
+/// watchdog.
 pub struct MonitorHealth {
     pub name: &'static str,
     pub enabled: bool,
@@ -94,6 +130,20 @@ pub struct MonitorHealth {
     pub lost: AtomicU64,
     pub errors: AtomicU64,
     state: Mutex<(MonitorState, String)>,
+    /// Milliseconds since `epoch` when the current step began (or last made progress); 0: idle.
+    busy_since_ms: AtomicU64,
+    epoch: Instant,
+    /// The state before the watchdog said stalled, to return to.
+    before_stall: Mutex<Option<(MonitorState, String)>>,
+}
+
+/// One step of a monitor's work, from [`MonitorHealth::working`]; idle again when dropped.
+pub struct Working<'a>(&'a MonitorHealth);
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.0.busy_since_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 impl MonitorHealth {
@@ -110,13 +160,73 @@ impl MonitorHealth {
             lost: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             state: Mutex::new((state, String::new())),
+            busy_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            before_stall: Mutex::new(None),
         })
     }
 
-    /// `detail` says why, or how it runs.
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means idle.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Marks the start of a step of work, which lasts until the guard is dropped.
+    pub fn working(&self) -> Working<'_> {
+        self.busy_since_ms.store(self.now_ms(), Ordering::Relaxed);
+        Working(self)
+    }
+
+    /// A long step (a walk of a large tree) is still moving.
+    pub fn progress(&self) {
+        if self.busy_since_ms.load(Ordering::Relaxed) != 0 {
+            self.busy_since_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long the current step has gone without progress; None when idle.
+    pub fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(self.now_ms().saturating_sub(since))),
+        }
+    }
+
+    pub fn state(&self) -> MonitorState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// The watchdog's verdict: stalled (keeping what to return to), or no longer.
+    pub fn mark_stalled(&self, stalled: bool, detail: String) -> bool {
+        let mut before = self.before_stall.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match (stalled, before.is_some()) {
+            (true, false) => {
+                *before = Some(std::mem::replace(
+                    &mut *state,
+                    (MonitorState::Stalled, detail),
+                ));
+                true
+            }
+            (false, true) => {
+                if state.0 == MonitorState::Stalled {
+                    *state = before.take().unwrap_or_default();
+                } else {
+                    *before = None;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `detail` says why, or how it runs. While stalled, the new state is what it returns to.
     pub fn set_state(&self, state: MonitorState, detail: impl Into<String>) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *s = (state, detail.into());
+        let mut before = self.before_stall.lock().unwrap_or_else(|p| p.into_inner());
+        match before.as_mut() {
+            Some(b) => *b = (state, detail.into()),
+            None => *self.state.lock().unwrap_or_else(|p| p.into_inner()) = (state, detail.into()),
+        }
     }
 
     pub fn status(&self) -> MonitorStatus {

@@ -6,7 +6,7 @@ use crate::cli::StatusArgs;
 use crate::commands::Context;
 use crate::render::{format_bytes, format_uptime};
 use crate::source::{connect, probe};
-use sec_tracker_proto::json::{collector_status_json, shipper_metrics_json, Named};
+use sec_tracker_proto::json::{collector_status_json, escape_text, shipper_metrics_json, Named};
 use sec_tracker_proto::local::client::{self, Probe};
 use sec_tracker_proto::v1::shipper_client::ShipperClient;
 use sec_tracker_proto::v1::{MonitorState, ShipperStatus, ShipperStatusRequest};
@@ -85,7 +85,7 @@ pub(crate) async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> 
             line.push_str(&format!("  errors {}", m.errors));
         }
         if !m.detail.is_empty() {
-            line.push_str(&format!("  ({})", m.detail));
+            line.push_str(&format!("  ({})", escape_text(&m.detail)));
         }
         println!("{line}");
     }
@@ -147,7 +147,7 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
         s.version,
         format_uptime(s.uptime_seconds)
     );
-    println!("  server:      {}", s.server_url);
+    println!("  server:      {}", escape_text(&s.server_url));
     println!(
         "  collector:   {}",
         if s.collector_connected {
@@ -179,7 +179,7 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
         }
     );
     if !s.last_error.is_empty() {
-        println!("  last error:  {}", s.last_error);
+        println!("  last error:  {}", escape_text(&s.last_error));
     }
     println!("  memory:      {} RSS", format_bytes(s.rss_bytes));
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use sec_tracker_proto::json::{
-    details_json, escape_bytes, join_argv, json_bytes, rfc3339_seconds, Named,
+    details_json, escape_bytes, escape_text, join_argv, rfc3339_seconds, Named,
 };
 use sec_tracker_proto::v1::{event, Event, Gap, ProcessAction, ProcessEvent, Severity, SystemInfo};
 use serde_json::Value;
@@ -80,23 +80,23 @@ pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -
     if style.show_timestamp {
         writeln!(out, "Timestamp: {}", format_time(s.timestamp_ns))?;
     }
-    writeln!(out, "Hostname: {}", s.hostname)?;
+    writeln!(out, "Hostname: {}", t(&s.hostname))?;
     writeln!(
         out,
         "OS: {}{}",
-        s.os,
+        t(&s.os),
         if s.os_release.is_empty() {
             String::new()
         } else {
-            format!(" ({})", s.os_release)
+            format!(" ({})", t(&s.os_release))
         }
     )?;
-    writeln!(out, "Kernel: {}", s.kernel)?;
-    writeln!(out, "Architecture: {}", s.architecture)?;
+    writeln!(out, "Kernel: {}", t(&s.kernel))?;
+    writeln!(out, "Architecture: {}", t(&s.architecture))?;
     writeln!(out)?;
     writeln!(out, "{}", p.wrap(BOLD, "--- CPU ---"))?;
     writeln!(out, "Cores: {}", cpu.cores)?;
-    writeln!(out, "Model: {}", cpu.model_name)?;
+    writeln!(out, "Model: {}", t(&cpu.model_name))?;
     writeln!(out, "Usage: {:.1}%", cpu.usage_percent)?;
     writeln!(out)?;
     writeln!(out, "{}", p.wrap(BOLD, "--- MEMORY ---"))?;
@@ -111,13 +111,13 @@ pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -
             writeln!(
                 out,
                 "{}: {} of {} used ({:.1}%), {} free, {} on {}{}",
-                d.mount_point,
+                t(&d.mount_point),
                 format_bytes(d.used),
                 format_bytes(d.total),
                 d.usage_percent,
                 format_bytes(d.available),
-                d.fs_type,
-                d.device,
+                t(&d.fs_type),
+                t(&d.device),
                 if d.read_only { ", read-only" } else { "" }
             )?;
         }
@@ -129,12 +129,12 @@ pub(super) fn system_block(out: &mut impl Write, s: &SystemInfo, style: Style) -
             let addrs = if n.addresses.is_empty() {
                 "-".to_owned()
             } else {
-                n.addresses.join(" ")
+                t(&n.addresses.join(" ")).into_owned()
             };
             writeln!(
                 out,
                 "{} ({}): {}  rx {}  tx {}",
-                n.name,
+                t(&n.name),
                 if n.up { "up" } else { "down" },
                 addrs,
                 format_bytes(n.rx_bytes),
@@ -168,7 +168,7 @@ pub(super) fn event_block(out: &mut impl Write, e: &Event, style: Style) -> io::
     }
     writeln!(out, "Type: {}", e.r#type().name())?;
     writeln!(out, "Severity: {}", p.severity(e.severity()))?;
-    writeln!(out, "Source: {}", e.source)?;
+    writeln!(out, "Source: {}", t(&e.source))?;
     writeln!(out, "Message: {}", one_line(&e.message))?;
     let details = details_line(e);
     if !details.is_empty() {
@@ -227,6 +227,13 @@ fn one_line(s: &str) -> String {
     escape_bytes(s.as_bytes())
 }
 
+/// Every string shown that someone else chose (a program, user, host or mount name): escaped,
+/// so that it cannot drive the terminal (`\e[8m` would hide what follows), forge a line or
+/// reorder the text.
+fn t(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_text(s)
+}
+
 fn process_command(p: &ProcessEvent) -> String {
     if p.argv.is_empty() {
         escape_bytes(&p.exe)
@@ -251,7 +258,7 @@ fn process_details(p: &ProcessEvent) -> String {
     let mut parts = vec![
         format!("PID={}", p.pid),
         format!("PPID={}", p.ppid),
-        format!("User={}", p.user),
+        format!("User={}", t(&p.user)),
     ];
     match p.action() {
         ProcessAction::Exec => {
@@ -260,14 +267,14 @@ fn process_details(p: &ProcessEvent) -> String {
                 parts.push(format!("Exe={}", escape_bytes(&p.exe)));
             }
             if !p.parent_name.is_empty() {
-                parts.push(format!("Parent={}", p.parent_name));
+                parts.push(format!("Parent={}", t(&p.parent_name)));
             }
             if p.uid != p.euid {
                 parts.push(format!("EUID={}", p.euid));
             }
         }
         ProcessAction::Exit => {
-            parts.push(format!("Name={}", p.name));
+            parts.push(format!("Name={}", t(&p.name)));
             if p.exit_signal != 0 {
                 parts.push(format!("Signal={}", p.exit_signal));
             } else {
@@ -278,12 +285,12 @@ fn process_details(p: &ProcessEvent) -> String {
             }
         }
         ProcessAction::UidChange | ProcessAction::GidChange => {
-            parts.push(format!("Name={}", p.name));
+            parts.push(format!("Name={}", t(&p.name)));
             parts.push(format!("Action={}", p.action().name()));
             parts.push(format!("UID={}->{}", p.old_uid, p.uid));
             parts.push(format!("EUID={}", p.euid));
             if !p.exe.is_empty() {
-                parts.push(format!("Exe={}", json_bytes(&p.exe)));
+                parts.push(format!("Exe={}", escape_bytes(&p.exe)));
             }
         }
         ProcessAction::Unspecified => {}

@@ -8,7 +8,7 @@
 //! - Binaries: `synthetic-collector` (the real Collector service publishing synthetic events, for
 //!   shipping benchmarks), `load-gen` (paced processes and file writes), `exec-storm` (short-lived
 //!   processes as fast as possible), `poll-collector` (a naive agent listing `/proc`, for
-//!   comparison).
+//!   comparison), and the attackers of the attack tests (`swap-race`).
 
 pub mod collectord;
 pub mod server;
@@ -16,5 +16,6 @@ pub mod support;
 
 pub use collectord::{connect, Daemon};
 pub use support::{
-    eventually, require_root, socket_group_gid, wait_for, workspace_bin, REQUIRE_ALL_ENV,
+    as_nobody, eventually, require_root, runnable_by_anyone, socket_group_gid, under_test,
+    wait_for, workspace_bin, BIN_DIR_ENV, REQUIRE_ALL_ENV,
 };

@@ -84,3 +84,44 @@ pub fn workspace_bin(this_exe: &str, name: &str) -> PathBuf {
     );
     p
 }
+
+/// Set to a directory of other builds of the daemons (say an earlier commit's
+/// `target/release`) to run the tests against those: an attack test must fail there.
+pub const BIN_DIR_ENV: &str = "SEC_TRACKER_TEST_BIN_DIR";
+
+/// The program under test: `built` (a test's `CARGO_BIN_EXE_…`), or `name` in
+/// `$SEC_TRACKER_TEST_BIN_DIR` when that is set.
+pub fn under_test(name: &str, built: &str) -> PathBuf {
+    match std::env::var_os(BIN_DIR_ENV) {
+        Some(dir) => Path::new(&dir).join(name),
+        None => PathBuf::from(built),
+    }
+}
+
+/// A copy of `bin` that any user can run (the build tree may not be reachable by them), in a
+/// directory of its own that goes away with the returned guard.
+pub fn runnable_by_anyone(bin: &Path) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("sec-tracker-bin")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join(bin.file_name().expect("a file name"));
+    std::fs::copy(bin, &copy).expect("copy the binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, copy)
+}
+
+/// `program` run as user `nobody` (65534) with no supplementary group, or with `group` as its
+/// only one: the unprivileged local user of the attack tests.
+pub fn as_nobody(program: &Path, group: Option<u32>) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534"]);
+    match group {
+        Some(g) => c.arg(format!("--groups={g}")),
+        None => c.arg("--clear-groups"),
+    };
+    c.arg(program).current_dir("/");
+    c
+}

@@ -171,6 +171,7 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     let mut last_save = Instant::now();
     while !ctx.shutdown.is_cancelled() {
+        let working = ctx.health.working();
         for t in &mut texts {
             lines.clear();
             if let Err(e) = t.follower.poll(&mut lines) {
@@ -214,6 +215,7 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
             save_positions(&positions_path, &texts, &utmps);
             last_save = Instant::now();
         }
+        drop(working);
         std::thread::sleep(POLL);
     }
     state.flush_utmp(ctx, true);

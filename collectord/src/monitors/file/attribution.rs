@@ -9,14 +9,12 @@
 //! deletions and renames would need fanotify's FID mode.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 
-use super::baseline::os;
 use crate::monitors::process::proc_reader::ProcReader;
 
 const MAX_PENDING: usize = 65_536;
@@ -45,13 +43,17 @@ pub(super) struct Attributor {
     pub mark_errors: u64,
 }
 
+/// The fanotify group (needs CAP_SYS_ADMIN; marks on directories later need only read access).
+pub(super) fn init() -> nix::Result<Fanotify> {
+    Fanotify::init(
+        InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
+        EventFFlags::O_RDONLY | EventFFlags::O_CLOEXEC | EventFFlags::O_LARGEFILE,
+    )
+}
+
 impl Attributor {
-    pub(super) fn new() -> nix::Result<Attributor> {
-        let fan = Fanotify::init(
-            InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
-            EventFFlags::O_RDONLY | EventFFlags::O_CLOEXEC | EventFFlags::O_LARGEFILE,
-        )?;
-        Ok(Attributor {
+    pub(super) fn new(fan: Fanotify) -> Attributor {
+        Attributor {
             fan,
             recent: HashMap::new(),
             batch: 0,
@@ -60,25 +62,23 @@ impl Attributor {
             users: crate::users::UserNames::new(),
             proc: ProcReader::new(0),
             mark_errors: 0,
-        })
+        }
     }
 
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
         self.fan.as_fd()
     }
 
-    /// Close-writes of the directory's entries will be attributed.
-    pub(super) fn mark_dir(&mut self, dir: &[u8]) {
+    /// Close-writes of the entries of the directory open at `fd` (named `dir`) will be
+    /// attributed. Marked by descriptor: the name is never looked up again.
+    pub(super) fn mark_dir(&mut self, dir: &[u8], fd: BorrowedFd<'_>) {
         if self.marked.contains(dir) {
             return;
         }
-        let Ok(handle) = File::open(os(dir)) else {
-            return;
-        };
         match self.fan.mark::<_, std::path::Path>(
             MarkFlags::FAN_MARK_ADD,
             MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_EVENT_ON_CHILD,
-            &handle,
+            fd,
             None,
         ) {
             Ok(()) => {
@@ -88,14 +88,15 @@ impl Attributor {
         }
     }
 
-    /// The directory is gone or no longer watched; its mark goes with its inode, or here.
-    pub(super) fn unmark_dir(&mut self, dir: &[u8]) {
+    /// The directory is gone or no longer watched; its mark goes with its inode, or here when
+    /// it can still be opened beneath its root (`fd`).
+    pub(super) fn unmark_dir(&mut self, dir: &[u8], fd: Option<OwnedFd>) {
         if self.marked.remove(dir) {
-            if let Ok(handle) = File::open(os(dir)) {
+            if let Some(fd) = fd {
                 let _ = self.fan.mark::<_, std::path::Path>(
                     MarkFlags::FAN_MARK_REMOVE,
                     MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_EVENT_ON_CHILD,
-                    &handle,
+                    &fd,
                     None,
                 );
             }

@@ -7,13 +7,12 @@
 //! `/usr/bin` cheap. The file is JSON lines, replaced atomically.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::io::BufRead;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::hash::{from_hex, hex, sha256_file, Hashed, Sha256Digest};
+use super::tree::{self, Meta, Trees};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileState {
@@ -66,22 +65,38 @@ impl FileState {
     }
 }
 
-/// Reads a path's state without following a symlink, hashing regular files up to `limit`.
-pub(super) fn stat(path: &Path, limit: u64) -> Option<FileState> {
-    let mut s = metadata_state(path)?;
+/// The state of a name with its metadata `meta`, hashing a regular file up to `limit` bytes
+/// through a descriptor checked to be that same file (see [`Trees`]).
+fn hashed(trees: &Trees, path: &[u8], meta: &Meta, limit: u64) -> FileState {
+    let mut s = FileState::from_meta(meta);
     if s.is_regular() {
-        match sha256_file(path, s.size, limit) {
+        let hashed = if meta.size > limit {
+            Hashed::TooLarge
+        } else {
+            match trees.open_regular(path, meta) {
+                Ok(file) => sha256_file(file, meta.size, limit),
+                Err(_) => Hashed::Unavailable,
+            }
+        };
+        match hashed {
             Hashed::Digest(d) => s.sha256 = Some(d),
             Hashed::TooLarge => s.hash_skipped = true,
             Hashed::Unavailable => {}
         }
     }
-    Some(s)
+    s
 }
 
-/// Like [`stat`], but reuses `previous`'s hash when the metadata says the content is unchanged.
-pub(super) fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> Option<FileState> {
-    let quick = metadata_state(path)?;
+/// A name's state (a link is described, not followed), reusing `previous`'s hash when the
+/// metadata says the content is unchanged.
+pub(super) fn restat(
+    trees: &Trees,
+    path: &[u8],
+    previous: Option<&FileState>,
+    limit: u64,
+) -> Option<FileState> {
+    let meta = trees.lstat(path).ok()?;
+    let quick = FileState::from_meta(&meta);
     match previous {
         Some(p) if p.same_content_metadata(&quick) && p.mode & S_IFMT == quick.mode & S_IFMT => {
             Some(FileState {
@@ -90,24 +105,24 @@ pub(super) fn restat(path: &Path, previous: Option<&FileState>, limit: u64) -> O
                 ..quick
             })
         }
-        _ => stat(path, limit),
+        _ => Some(hashed(trees, path, &meta, limit)),
     }
 }
 
-/// The path's metadata (not following a symlink), without a hash.
-fn metadata_state(path: &Path) -> Option<FileState> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some(FileState {
-        size: m.size(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
-        sha256: None,
-        hash_skipped: false,
-    })
+impl FileState {
+    fn from_meta(m: &Meta) -> FileState {
+        FileState {
+            size: m.size,
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime_ns: m.mtime_ns,
+            ctime_ns: m.ctime_ns,
+            ino: m.ino,
+            sha256: None,
+            hash_skipped: false,
+        }
+    }
 }
 
 pub(super) type Baseline = BTreeMap<Vec<u8>, FileState>;
@@ -119,54 +134,79 @@ pub(super) fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
         .any(|e| path == e.as_slice() || (path.starts_with(e) && path.get(e.len()) == Some(&b'/')))
 }
 
-/// Walks `roots` without following symlinks, staying on each root's filesystem, reusing hashes
-/// from `previous` where metadata is unchanged. Returns the new baseline and the directories seen.
+/// What a scan found besides the baseline.
+#[derive(Debug, Default)]
+pub(super) struct ScanReport {
+    /// Directories walked.
+    pub(super) dirs: usize,
+    /// Files past `max_files` were left out; the first directory where that happened.
+    pub(super) capped_at: Option<Vec<u8>>,
+}
+
+/// What a scan walks and keeps.
+pub(super) struct ScanLimits<'a> {
+    pub(super) excludes: &'a [Vec<u8>],
+    /// Files larger than this are not hashed.
+    pub(super) hash_limit: u64,
+    /// Entries kept at most.
+    pub(super) max_files: usize,
+    /// Called every few hundred entries (the monitor's liveness).
+    pub(super) progress: &'a dyn Fn(),
+}
+
+/// Walks the directories `from` (every root, or a directory that just appeared) through
+/// [`Trees`] (no link followed, no other filesystem entered), reusing hashes from `previous`
+/// where metadata is unchanged, keeping at most `max_files` entries.
 pub(super) fn scan(
-    roots: &[PathBuf],
-    excludes: &[Vec<u8>],
+    trees: &Trees,
+    from: &[Vec<u8>],
     previous: &Baseline,
-    limit: u64,
-) -> (Baseline, Vec<PathBuf>) {
+    lim: &ScanLimits<'_>,
+) -> (Baseline, ScanReport) {
+    let (excludes, limit, max_files, progress) =
+        (lim.excludes, lim.hash_limit, lim.max_files, lim.progress);
     let mut out = Baseline::new();
-    let mut dirs = Vec::new();
-    for root in roots {
-        let Ok(root_meta) = std::fs::symlink_metadata(root) else {
-            continue;
-        };
-        let dev = root_meta.dev();
-        let mut stack = vec![root.clone()];
+    let mut report = ScanReport::default();
+    for root in from.iter().cloned() {
+        let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
-            if excluded(dir.as_os_str().as_bytes(), excludes) {
+            if excluded(&dir, excludes) {
                 continue;
             }
-            if let Some(s) = restat(&dir, previous.get(dir.as_os_str().as_bytes()), limit) {
-                out.insert(dir.as_os_str().as_bytes().to_vec(), s);
+            if let Some(s) = restat(trees, &dir, previous.get(&dir), limit) {
+                out.insert(dir.clone(), s);
             }
-            dirs.push(dir.clone());
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            report.dirs += 1;
+            let Ok(entries) = trees.open_dir(&dir).and_then(tree::list) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let key = path.as_os_str().as_bytes();
-                if excluded(key, excludes) {
+            for entry in entries {
+                if out.len() % 256 == 0 {
+                    progress();
+                }
+                let mut path = dir.clone();
+                if !path.ends_with(b"/") {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(entry.name.as_bytes());
+                if excluded(&path, excludes) {
                     continue;
                 }
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    // Another filesystem mounted inside a watched tree is not ours to walk.
-                    if entry.metadata().map(|m| m.dev() == dev).unwrap_or(false) {
-                        stack.push(path);
-                    }
+                if entry.is_dir {
+                    stack.push(path);
                     continue;
                 }
-                if let Some(s) = restat(&path, previous.get(key), limit) {
-                    out.insert(key.to_vec(), s);
+                if out.len() >= max_files {
+                    report.capped_at.get_or_insert(dir.clone());
+                    continue;
+                }
+                if let Some(s) = restat(trees, &path, previous.get(&path), limit) {
+                    out.insert(path, s);
                 }
             }
         }
     }
-    (out, dirs)
+    (out, report)
 }
 
 /// One line of the saved baseline. A path that is UTF-8 is stored as text under `p`, any other as
@@ -276,10 +316,6 @@ pub(super) fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
     Ok((out, bad))
 }
 
-pub(super) fn os(p: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,10 +327,19 @@ mod tests {
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(root.join("a"), b"hello").unwrap();
         std::fs::write(root.join("sub").join("new\nline"), b"x").unwrap();
-        std::fs::write(root.join(OsStr::from_bytes(b"bad\xffname")), b"y").unwrap();
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), b"y").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        let (b, dirs) = scan(std::slice::from_ref(&root), &[], &Baseline::new(), 1024);
-        assert_eq!(dirs.len(), 2);
+        let (trees, _) = Trees::open(std::slice::from_ref(&root));
+        let lim = ScanLimits {
+            excludes: &[],
+            hash_limit: 1024,
+            max_files: usize::MAX,
+            progress: &|| {},
+        };
+        let from = [root.as_os_str().as_bytes().to_vec()];
+        let (b, report) = scan(&trees, &from, &Baseline::new(), &lim);
+        assert_eq!(report.dirs, 2);
+        assert!(report.capped_at.is_none());
         assert_eq!(
             b.len(),
             6,
@@ -316,17 +361,46 @@ mod tests {
     #[test]
     fn unchanged_files_are_not_rehashed_and_changed_ones_are() {
         let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("f");
-        std::fs::write(&f, b"one").unwrap();
-        let first = stat(&f, 1024).unwrap();
+        let (trees, _) = Trees::open(&[dir.path().to_owned()]);
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"one").unwrap();
+        let f = file.as_os_str().as_bytes();
+        let first = restat(&trees, f, None, 1024).unwrap();
         let mut fake = first.clone();
         fake.sha256 = Some([7; 32]);
         // Same metadata: the (fake) stored hash is trusted.
-        assert_eq!(restat(&f, Some(&fake), 1024).unwrap().sha256, Some([7; 32]));
-        std::fs::write(&f, b"two!").unwrap();
-        let after = restat(&f, Some(&fake), 1024).unwrap();
+        assert_eq!(
+            restat(&trees, f, Some(&fake), 1024).unwrap().sha256,
+            Some([7; 32])
+        );
+        std::fs::write(&file, b"two!").unwrap();
+        let after = restat(&trees, f, Some(&fake), 1024).unwrap();
         assert_ne!(after.sha256, Some([7; 32]));
-        assert_eq!(after.sha256, stat(&f, 1024).unwrap().sha256);
+        assert_eq!(after.sha256, restat(&trees, f, None, 1024).unwrap().sha256);
+    }
+
+    #[test]
+    fn a_tree_past_the_bound_keeps_the_bound_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        for i in 0..50 {
+            std::fs::write(root.join("d").join(format!("f{i}")), b"x").unwrap();
+        }
+        let (trees, _) = Trees::open(std::slice::from_ref(&root));
+        let lim = ScanLimits {
+            excludes: &[],
+            hash_limit: 1024,
+            max_files: 20,
+            progress: &|| {},
+        };
+        let from = [root.as_os_str().as_bytes().to_vec()];
+        let (b, report) = scan(&trees, &from, &Baseline::new(), &lim);
+        assert!(b.len() <= 22, "{} entries", b.len());
+        assert_eq!(
+            report.capped_at.as_deref(),
+            Some(root.join("d").as_os_str().as_bytes())
+        );
     }
 
     #[test]

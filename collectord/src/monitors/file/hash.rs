@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -16,13 +15,11 @@ pub(super) enum Hashed {
     Unavailable,
 }
 
-pub(super) fn sha256_file(path: &Path, size_hint: u64, limit: u64) -> Hashed {
+/// Hashes an open file (opened by the caller, safely: see `tree`), up to `limit` bytes.
+pub(super) fn sha256_file(file: File, size_hint: u64, limit: u64) -> Hashed {
     if size_hint > limit {
         return Hashed::TooLarge;
     }
-    let Ok(file) = File::open(path) else {
-        return Hashed::Unavailable;
-    };
     let mut hasher = Sha256::new();
     // Sized to the file (most watched files are small): zeroing 64 KiB for each would cost more
     // than hashing it.
@@ -72,7 +69,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").unwrap();
-        let Hashed::Digest(d) = sha256_file(&p, 3, 1024) else {
+        let open = || File::open(&p).unwrap();
+        let Hashed::Digest(d) = sha256_file(open(), 3, 1024) else {
             panic!()
         };
         assert_eq!(
@@ -80,19 +78,15 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(from_hex(&hex(&d)), Some(d));
-        assert!(matches!(sha256_file(&p, 3, 2), Hashed::TooLarge));
+        assert!(matches!(sha256_file(open(), 3, 2), Hashed::TooLarge));
         // A file that grew after its size was taken is still read to its end (the buffer is
         // sized from the hint), and one over the limit by then is not hashed.
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &big).unwrap();
-        let Hashed::Digest(grown) = sha256_file(&p, 3, 1 << 20) else {
+        let Hashed::Digest(grown) = sha256_file(open(), 3, 1 << 20) else {
             panic!()
         };
         assert_eq!(grown, <[u8; 32]>::from(Sha256::digest(&big)));
-        assert!(matches!(sha256_file(&p, 3, 100_000), Hashed::TooLarge));
-        assert!(matches!(
-            sha256_file(&dir.path().join("nope"), 0, 10),
-            Hashed::Unavailable
-        ));
+        assert!(matches!(sha256_file(open(), 3, 100_000), Hashed::TooLarge));
     }
 }

@@ -12,14 +12,15 @@
 mod attribution;
 mod baseline;
 mod hash;
+mod tree;
 mod watcher;
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::fanotify::Fanotify;
 use sec_tracker_proto::json::{escape_bytes, now_ns};
 use sec_tracker_proto::v1::{
     event, Event, EventType, FileAction, FileEvent, MonitorState, Severity,
@@ -35,7 +36,11 @@ pub const NAME: &str = "file_monitor";
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 const BASELINE_FILE: &str = "file-baseline.jsonl";
 
-pub struct FileMonitor;
+/// The file monitor, with its fanotify group opened beforehand (while collectord still held
+/// CAP_SYS_ADMIN; see [`crate::privileges`]).
+pub struct FileMonitor {
+    pub fanotify: Option<nix::Result<Fanotify>>,
+}
 
 impl Monitor for FileMonitor {
     fn name(&self) -> &'static str {
@@ -43,11 +48,20 @@ impl Monitor for FileMonitor {
     }
 
     fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
-        super::run_on_thread("file-monitor", ctx, run_watcher)
+        let fanotify = self.fanotify;
+        super::run_on_thread("file-monitor", ctx, move |ctx| run_watcher(ctx, fanotify))
     }
 }
 
-fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
+/// The fanotify group attribution reads (needs CAP_SYS_ADMIN).
+pub fn open_fanotify() -> nix::Result<Fanotify> {
+    attribution::init()
+}
+
+fn run_watcher(
+    ctx: &MonitorContext,
+    fanotify: Option<nix::Result<Fanotify>>,
+) -> anyhow::Result<()> {
     let cfg = &ctx.config;
     let state_dir = cfg.agent.state_dir.join("collectord");
     let baseline_path = state_dir.join(BASELINE_FILE);
@@ -58,26 +72,23 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
         .map(|p| p.as_os_str().as_bytes().to_vec())
         .collect();
     excludes.push(cfg.agent.state_dir.as_os_str().as_bytes().to_vec());
-    let roots: Vec<PathBuf> = cfg
-        .monitoring
-        .watch_paths
-        .iter()
-        .filter(|p| {
-            let ok = watcher::root_exists(p);
-            if !ok {
-                tracing::warn!(path = %p.display(), "watch path does not exist or is not a directory; skipped");
-            }
-            ok
-        })
-        .cloned()
-        .collect();
-
     let started = Instant::now();
-    let mut w = watcher::Watcher::new(roots, excludes, cfg.monitoring.max_hash_bytes)?;
-    match attribution::Attributor::new() {
-        Ok(a) => w.attribute_with(a),
+    let working = ctx.health.working();
+    let (mut w, failed) = watcher::Watcher::new(
+        &cfg.monitoring.watch_paths,
+        excludes,
+        cfg.monitoring.max_hash_bytes,
+        cfg.monitoring.max_files as usize,
+    )?;
+    for (p, e) in failed {
+        tracing::warn!(path = %p.display(), error = %e, "watch path cannot be opened as a directory; skipped");
+    }
+    let health = std::sync::Arc::clone(&ctx.health);
+    w.on_progress(move || health.progress());
+    match fanotify.unwrap_or_else(attribution::init) {
+        Ok(fan) => w.attribute_with(attribution::Attributor::new(fan)),
         Err(e) => {
-            tracing::warn!(error = %e, "fanotify unavailable (needs CAP_SYS_ADMIN): file changes are not attributed to processes")
+            tracing::warn!(error = %e, "fanotify unavailable (needs CAP_SYS_ADMIN at start): file changes are not attributed to processes")
         }
     }
     let stored = match baseline::load(&baseline_path) {
@@ -115,10 +126,15 @@ fn run_watcher(ctx: &MonitorContext) -> anyhow::Result<()> {
     );
     tracing::info!("file monitor: {detail}");
     ctx.health.set_state(MonitorState::Running, detail);
+    for n in w.notices.drain(..) {
+        report(ctx, n);
+    }
+    drop(working);
 
     let mut changes = Vec::new();
     let mut last_save = Instant::now();
     while !ctx.shutdown.is_cancelled() {
+        let _working = ctx.health.working();
         let ready = {
             let mut fds = vec![PollFd::new(w.fd(), PollFlags::POLLIN)];
             if let Some(fd) = w.attribution_fd() {
@@ -166,6 +182,17 @@ fn report(ctx: &MonitorContext, n: watcher::Notice) {
             );
             tracing::error!("{msg}");
             ctx.notice("watch_limit", Severity::Warning, 0, msg);
+        }
+        watcher::Notice::BaselineFull { limit, at } => {
+            ctx.health.errors.fetch_add(1, Ordering::Relaxed);
+            let msg = format!(
+                "the file baseline holds its limit of {limit} files (monitoring.max_files), reached at {}: files beyond it are watched \
+                 and their changes reported, but they are not kept, so changes made to them while the agent is down are not seen; \
+                 raise monitoring.max_files or narrow monitoring.watch_paths",
+                escape_bytes(&at)
+            );
+            tracing::warn!("{msg}");
+            ctx.notice("baseline_full", Severity::Warning, 0, msg);
         }
         watcher::Notice::QueueOverflow => {
             ctx.health.lost.fetch_add(1, Ordering::Relaxed);

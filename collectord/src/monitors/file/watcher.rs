@@ -11,15 +11,17 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::attribution::{Attribution, Attributor};
-use super::baseline::{self, os, Baseline, FileState};
+use super::baseline::{self, Baseline, FileState, ScanLimits};
+use super::tree::{self, Trees};
 use sec_tracker_proto::v1::FileAction;
 
 /// How long a `MOVED_FROM` waits for its `MOVED_TO` before it counts as a move out of the tree.
@@ -116,19 +118,35 @@ pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
 /// Things worth telling the operator once.
 #[derive(Debug)]
 pub(super) enum Notice {
-    WatchLimit { path: Vec<u8>, limit: String },
+    WatchLimit {
+        path: Vec<u8>,
+        limit: String,
+    },
+    /// The baseline holds `monitoring.max_files` entries: files past it are reported but not
+    /// kept (a change made to them while the agent is down is not seen at its next start).
+    BaselineFull {
+        limit: usize,
+        at: Vec<u8>,
+    },
     QueueOverflow,
     RootGone(Vec<u8>),
 }
 
 pub(super) struct Watcher {
     inotify: Inotify,
-    roots: Vec<PathBuf>,
+    trees: Trees,
+    /// The roots that could be opened, as paths.
+    roots: Vec<Vec<u8>>,
     wd_paths: HashMap<WatchDescriptor, Vec<u8>>,
     path_wds: HashMap<Vec<u8>, WatchDescriptor>,
     pub baseline: Baseline,
     excludes: Vec<Vec<u8>>,
     hash_limit: u64,
+    /// Entries the baseline keeps at most; past it new files are reported but not kept.
+    max_files: usize,
+    baseline_full_reported: bool,
+    /// Called during long walks: the monitor's liveness.
+    progress: Box<dyn Fn() + Send>,
     pending_creates: HashMap<Vec<u8>, Instant>,
     pending_moves: HashMap<u32, (Vec<u8>, Instant)>,
     watch_limit_reported: bool,
@@ -140,6 +158,8 @@ pub(super) struct Watcher {
     mid_batch: bool,
 }
 
+/// Watches are added through `/proc/self/fd/N` of a descriptor opened beneath the root, so no
+/// `DONT_FOLLOW` (that magic link must be followed to the directory it stands for).
 fn mask() -> WatchMask {
     WatchMask::CREATE
         | WatchMask::CLOSE_WRITE
@@ -149,7 +169,6 @@ fn mask() -> WatchMask {
         | WatchMask::ATTRIB
         | WatchMask::DELETE_SELF
         | WatchMask::MOVE_SELF
-        | WatchMask::DONT_FOLLOW
         | WatchMask::ONLYDIR
         | WatchMask::EXCL_UNLINK
 }
@@ -168,19 +187,27 @@ fn is_under(path: &[u8], dir: &[u8]) -> bool {
 }
 
 impl Watcher {
+    /// A watcher of `roots`; also returns the roots that could not be opened, and why.
     pub(super) fn new(
-        roots: Vec<PathBuf>,
+        roots: &[PathBuf],
         excludes: Vec<Vec<u8>>,
         hash_limit: u64,
-    ) -> io::Result<Watcher> {
-        Ok(Watcher {
+        max_files: usize,
+    ) -> io::Result<(Watcher, Vec<(PathBuf, io::Error)>)> {
+        let (trees, failed) = Trees::open(roots);
+        let roots = trees.root_paths().map(<[u8]>::to_vec).collect();
+        let w = Watcher {
             inotify: Inotify::init()?,
+            trees,
             roots,
             wd_paths: HashMap::new(),
             path_wds: HashMap::new(),
             baseline: Baseline::new(),
             excludes,
             hash_limit,
+            max_files,
+            baseline_full_reported: false,
+            progress: Box::new(|| {}),
             pending_creates: HashMap::new(),
             pending_moves: HashMap::new(),
             watch_limit_reported: false,
@@ -189,7 +216,50 @@ impl Watcher {
             buf: vec![0u8; 64 * 1024],
             attributor: None,
             mid_batch: false,
-        })
+        };
+        Ok((w, failed))
+    }
+
+    /// Called every few hundred entries of a long walk (start, overflow rescans).
+    pub(super) fn on_progress(&mut self, f: impl Fn() + Send + 'static) {
+        self.progress = Box::new(f);
+    }
+
+    fn limits(&self) -> ScanLimits<'_> {
+        ScanLimits {
+            excludes: &self.excludes,
+            hash_limit: self.hash_limit,
+            max_files: self.max_files,
+            progress: &*self.progress,
+        }
+    }
+
+    /// Walks `from` against `previous`; notes once when the baseline bound cut it short.
+    fn scan(&mut self, from: &[Vec<u8>], previous: &Baseline) -> Baseline {
+        let (found, report) = baseline::scan(&self.trees, from, previous, &self.limits());
+        if let Some(at) = report.capped_at {
+            self.baseline_full(at);
+        }
+        found
+    }
+
+    fn baseline_full(&mut self, at: Vec<u8>) {
+        if !self.baseline_full_reported {
+            self.baseline_full_reported = true;
+            self.notices.push(Notice::BaselineFull {
+                limit: self.max_files,
+                at,
+            });
+        }
+    }
+
+    /// Keeps `s` as `path`'s state, unless the baseline is full and `path` is new to it.
+    fn keep(&mut self, path: &[u8], s: FileState) {
+        if self.baseline.len() >= self.max_files && !self.baseline.contains_key(path) {
+            self.baseline_full(path.to_vec());
+            return;
+        }
+        self.baseline.insert(path.to_vec(), s);
     }
 
     /// Turns on attribution of modifications (call before [`Watcher::start`]).
@@ -221,22 +291,23 @@ impl Watcher {
     /// Watches every root and scans it; returns the baseline of what is there now.
     pub(super) fn start(&mut self, previous: &Baseline) -> Baseline {
         for root in self.roots.clone() {
-            self.watch_tree(root.as_os_str().as_bytes());
+            self.watch_tree(&root);
         }
-        let (now, _) = baseline::scan(&self.roots, &self.excludes, previous, self.hash_limit);
-        now
+        let roots = self.roots.clone();
+        self.scan(&roots, previous)
     }
 
-    fn watch_dir(&mut self, dir: &[u8]) {
-        if baseline::excluded(dir, &self.excludes) || self.path_wds.contains_key(dir) {
+    /// Watches the directory open at `fd` (named `dir`) and marks it for attribution.
+    fn watch_dir(&mut self, dir: &[u8], fd: BorrowedFd<'_>) {
+        if self.path_wds.contains_key(dir) {
             return;
         }
-        match self.inotify.watches().add(os(dir), mask()) {
+        match self.inotify.watches().add(tree::fd_path(fd), mask()) {
             Ok(wd) => {
                 self.wd_paths.insert(wd.clone(), dir.to_vec());
                 self.path_wds.insert(dir.to_vec(), wd);
                 if let Some(a) = self.attributor.as_mut() {
-                    a.mark_dir(dir);
+                    a.mark_dir(dir, fd);
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
@@ -256,21 +327,23 @@ impl Watcher {
         }
     }
 
-    /// Watches `dir` and every directory below it (symlinks are not followed).
+    /// Watches `dir` and every directory below it, each opened beneath its root (a link is
+    /// never followed, another filesystem never entered).
     fn watch_tree(&mut self, dir: &[u8]) {
         let mut stack = vec![dir.to_vec()];
         while let Some(d) = stack.pop() {
-            self.watch_dir(&d);
-            let Ok(entries) = std::fs::read_dir(os(&d)) else {
+            if baseline::excluded(&d, &self.excludes) {
+                continue;
+            }
+            let Ok(fd) = self.trees.open_dir(&d) else {
                 continue;
             };
-            for e in entries.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    let p = e.path();
-                    if !baseline::excluded(p.as_os_str().as_bytes(), &self.excludes) {
-                        stack.push(p.as_os_str().as_bytes().to_vec());
-                    }
-                }
+            self.watch_dir(&d, fd.as_fd());
+            let Ok(entries) = tree::list(fd) else {
+                continue;
+            };
+            for e in entries.into_iter().filter(|e| e.is_dir) {
+                stack.push(join(&d, &e.name));
             }
         }
     }
@@ -288,7 +361,7 @@ impl Watcher {
                 self.wd_paths.remove(&wd);
             }
             if let Some(a) = self.attributor.as_mut() {
-                a.unmark_dir(&p);
+                a.unmark_dir(&p, self.trees.open_dir(&p).ok());
             }
         }
     }
@@ -339,23 +412,18 @@ impl Watcher {
     /// Everything below a newly appeared directory: watched, and its files reported as created.
     fn adopt_tree(&mut self, dir: &[u8], out: &mut Vec<Change>) {
         self.watch_tree(dir);
-        let (found, _) = baseline::scan(
-            &[PathBuf::from(os(dir))],
-            &self.excludes,
-            &Baseline::new(),
-            self.hash_limit,
-        );
+        let found = self.scan(&[dir.to_vec()], &Baseline::new());
         for (p, s) in found {
             if !self.baseline.contains_key(&p) {
                 out.push(Change::new(FileAction::Created, &p, None, Some(s.clone())));
             }
-            self.baseline.insert(p, s);
+            self.keep(&p, s);
         }
         self.dirty = true;
     }
 
     fn stat(&self, path: &[u8]) -> Option<FileState> {
-        baseline::restat(os(path), None, self.hash_limit)
+        baseline::restat(&self.trees, path, None, self.hash_limit)
     }
 
     /// Reads queued events (non-blocking) and returns the changes they make: all of them, or
@@ -437,11 +505,7 @@ impl Watcher {
             return;
         }
         if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-            if self
-                .roots
-                .iter()
-                .any(|r| r.as_os_str().as_bytes() == dir.as_slice())
-            {
+            if self.roots.contains(&dir) {
                 self.notices.push(Notice::RootGone(dir));
             }
             return;
@@ -457,7 +521,7 @@ impl Watcher {
             if is_dir {
                 let after = self.stat(&path);
                 if let Some(s) = &after {
-                    self.baseline.insert(path.clone(), s.clone());
+                    self.keep(&path, s.clone());
                 }
                 out.push(Change::new(FileAction::Created, &path, None, after));
                 self.adopt_tree(&path, out);
@@ -465,11 +529,11 @@ impl Watcher {
                 match self.stat(&path) {
                     Some(s) if s.is_regular() => {
                         self.pending_creates.insert(path.clone(), Instant::now());
-                        self.baseline.insert(path, s);
+                        self.keep(&path, s);
                     }
                     after => {
                         if let Some(s) = &after {
-                            self.baseline.insert(path.clone(), s.clone());
+                            self.keep(&path, s.clone());
                         }
                         out.push(Change::new(FileAction::Created, &path, None, after));
                     }
@@ -479,7 +543,7 @@ impl Watcher {
             let before = self.baseline.get(&path).cloned();
             let after = self.stat(&path);
             if let Some(s) = &after {
-                self.baseline.insert(path.clone(), s.clone());
+                self.keep(&path, s.clone());
             }
             let by = self.attributor.as_mut().and_then(|a| a.take(&path));
             if self.pending_creates.remove(&path).is_some() {
@@ -523,7 +587,7 @@ impl Watcher {
                     }
                     let after = self.stat(&path).or(moved.clone());
                     if let Some(s) = &after {
-                        self.baseline.insert(path.clone(), s.clone());
+                        self.keep(&path, s.clone());
                     }
                     // Replacing an existing file by rename (an editor's save) changes that file's
                     // content: the "before" is what was replaced.
@@ -543,7 +607,7 @@ impl Watcher {
                     if is_dir {
                         let after = self.stat(&path);
                         if let Some(s) = &after {
-                            self.baseline.insert(path.clone(), s.clone());
+                            self.keep(&path, s.clone());
                         }
                         out.push(Change::new(FileAction::Created, &path, None, after));
                         self.adopt_tree(&path, out);
@@ -551,7 +615,7 @@ impl Watcher {
                         let after = self.stat(&path);
                         let before = self.baseline.get(&path).cloned();
                         if let Some(s) = &after {
-                            self.baseline.insert(path.clone(), s.clone());
+                            self.keep(&path, s.clone());
                         }
                         let action = if before.is_some() {
                             FileAction::Modified
@@ -564,10 +628,12 @@ impl Watcher {
             }
         } else if mask.contains(EventMask::ATTRIB) {
             let before = self.baseline.get(&path).cloned();
-            let Some(after) = baseline::restat(os(&path), before.as_ref(), self.hash_limit) else {
+            let Some(after) =
+                baseline::restat(&self.trees, &path, before.as_ref(), self.hash_limit)
+            else {
                 return;
             };
-            self.baseline.insert(path.clone(), after.clone());
+            self.keep(&path, after.clone());
             if let Some(b) = before {
                 if !b.same_attributes(&after) && !self.pending_creates.contains_key(&path) {
                     out.push(Change::new(
@@ -615,7 +681,7 @@ impl Watcher {
             self.pending_creates.remove(&p);
             let after = self.stat(&p);
             if let Some(s) = &after {
-                self.baseline.insert(p.clone(), s.clone());
+                self.keep(&p, s.clone());
             }
             out.push(Change::new(FileAction::Created, &p, None, after));
         }
@@ -624,20 +690,17 @@ impl Watcher {
     /// After a queue overflow: rescan everything and report the difference.
     pub(super) fn resync(&mut self, out: &mut Vec<Change>) {
         for root in self.roots.clone() {
-            self.watch_tree(root.as_os_str().as_bytes());
+            self.watch_tree(&root);
         }
-        let (now, _) = baseline::scan(&self.roots, &self.excludes, &self.baseline, self.hash_limit);
+        let roots = self.roots.clone();
+        let previous = std::mem::take(&mut self.baseline);
+        let now = self.scan(&roots, &previous);
+        self.baseline = previous;
         out.extend(diff(&self.baseline, &now));
         self.baseline = now;
         self.pending_creates.clear();
         self.dirty = true;
     }
-}
-
-pub(super) fn root_exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p)
-        .map(|m| m.is_dir())
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -651,7 +714,8 @@ mod tests {
     fn a_full_queue_is_returned_in_steps_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let mut w = Watcher::new(vec![root.clone()], Vec::new(), 1 << 20).unwrap();
+        let (mut w, _) =
+            Watcher::new(std::slice::from_ref(&root), Vec::new(), 1 << 20, usize::MAX).unwrap();
         w.baseline = w.start(&Baseline::new());
         // Two events (create, close-write) of ~32 bytes per file: 4,000 files are ~4 reads of
         // the 64 KiB buffer, and half of the kernel's default queue of 16,384 events.

@@ -85,6 +85,7 @@ impl Monitor for NetworkMonitor {
                 }
                 let c = ctx.clone();
                 match blocking(&ctx, move || {
+                    let _working = c.health.working();
                     scanner.scan(&c);
                     scanner
                 })

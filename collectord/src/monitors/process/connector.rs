@@ -142,7 +142,7 @@ fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
 }
 
 /// A subscribed connector socket.
-pub(super) struct Connector {
+pub struct Connector {
     socket: Socket,
     buf: Vec<u8>,
 }
@@ -158,7 +158,7 @@ pub(super) enum Recv {
 impl Connector {
     /// Opens and subscribes. Fails without CAP_NET_ADMIN on kernels that require it, or where
     /// the kernel lacks CONFIG_PROC_EVENTS.
-    pub(super) fn open(read_timeout: Duration) -> io::Result<Connector> {
+    pub fn open(read_timeout: Duration) -> io::Result<Connector> {
         let mut socket = Socket::new(NETLINK_CONNECTOR)?;
         socket.bind(&SocketAddr::new(0, CN_IDX_PROC))?;
         // Prefer a forced buffer (needs CAP_NET_ADMIN, ignores rmem_max); fall back to the

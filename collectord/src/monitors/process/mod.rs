@@ -17,16 +17,22 @@ use nix::time::{clock_gettime, ClockId};
 use sec_tracker_proto::v1::{MonitorState, Severity};
 
 use super::{Monitor, MonitorContext, MonitorFuture};
-use connector::{Connector, Recv};
+use connector::Recv;
 use tracker::Tracker;
 
-pub use connector::{parse_datagram, ProcEvent};
+pub use connector::{parse_datagram, Connector, ProcEvent};
 
 pub const NAME: &str = "process_monitor";
 /// SCHED_FIFO priority of the reader: above every normal task, well below kernel threads.
-const READER_PRIORITY: i32 = 10;
+pub const READER_PRIORITY: i32 = 10;
 
-pub struct ProcessMonitor;
+/// The process monitor, with the connector subscribed beforehand (while collectord still held
+/// CAP_NET_ADMIN; see [`crate::privileges`]), or why it could not be.
+pub struct ProcessMonitor {
+    pub connector: Option<std::io::Result<Connector>>,
+    /// The reader's thread, made real-time at start (`monitoring.realtime_priority`).
+    pub reader: Option<std::io::Result<crate::privileges::RealtimeThread>>,
+}
 
 impl Monitor for ProcessMonitor {
     fn name(&self) -> &'static str {
@@ -34,11 +40,29 @@ impl Monitor for ProcessMonitor {
     }
 
     fn run(self: Box<Self>, ctx: MonitorContext) -> MonitorFuture {
+        let (connector, reader) = (self.connector, self.reader);
         Box::pin(async move {
-            match Connector::open(Duration::from_millis(200)) {
+            match connector.unwrap_or_else(|| Connector::open(Duration::from_millis(200))) {
                 Ok(conn) => {
-                    super::run_on_thread("proc-connector", ctx, move |c| read_connector(conn, c))
-                        .await
+                    let thread = match reader {
+                        Some(Ok(t)) => Some(t),
+                        Some(Err(e)) => {
+                            tracing::warn!(
+                                error = %e,
+                                "cannot run the process connector reader at real-time priority (needs CAP_SYS_NICE at start); \
+                                 command lines of the shortest-lived processes may be missed"
+                            );
+                            None
+                        }
+                        None => None,
+                    };
+                    if thread.is_some() {
+                        tracing::info!("process connector reader runs at real-time priority");
+                    }
+                    super::run_on_thread_of(thread, "proc-connector", ctx, move |c| {
+                        read_connector(conn, c)
+                    })
+                    .await
                 }
                 Err(e) => {
                     let why = format!(
@@ -77,16 +101,6 @@ impl Clock {
 }
 
 fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<()> {
-    if ctx.config.monitoring.realtime_priority {
-        match crate::kernel::set_thread_realtime(READER_PRIORITY) {
-            Ok(()) => tracing::info!("process connector reader runs at real-time priority"),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "cannot raise the process connector reader to real-time priority (needs CAP_SYS_NICE); \
-                 command lines of the shortest-lived processes may be missed"
-            ),
-        }
-    }
     let clock = Clock::new();
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
     let mut tracker = Tracker::new(max_cmdline);
@@ -99,6 +113,7 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
     let mut overruns_unreported = 0u64;
     let mut last_notice = Instant::now() - Duration::from_secs(60);
     while !ctx.shutdown.is_cancelled() {
+        let _working = ctx.health.working();
         match conn.recv()? {
             Recv::Timeout => {}
             Recv::Overrun => {

@@ -65,7 +65,9 @@ impl Monitor for SystemInfoMonitor {
                 tokio::select! {
                     _ = ctx.shutdown.cancelled() => return Ok(()),
                     _ = tick.tick() => {
+                        let working = ctx.health.working();
                         let info = collect_now(&self.sampler).await;
+                        drop(working);
                         ctx.emit(system_event(info));
                     }
                 }
