@@ -14,7 +14,8 @@
 #   * binaries into /usr/local/bin, the README into /usr/local/share/doc/sec-tracker;
 #   * system group and user sec-tracker (no login shell, no home);
 #   * /etc/sec-tracker/config.json (0640 root:sec-tracker) from a default template, only when there
-#     is none: an existing config is never overwritten;
+#     is none: an existing config is never overwritten; /etc/sec-tracker/api-key (0600, the
+#     shipper's: the readers' group can read the config, never the key), created empty;
 #   * /var/lib/sec-tracker/collectord (0700 root) and /var/lib/sec-tracker/shipperd (0700
 #     sec-tracker): collectord's baseline and shipperd's queue;
 #   * the systemd units into /etc/systemd/system; when systemd is PID 1: daemon-reload, enable, start
@@ -45,6 +46,7 @@ BINARIES=(collectord shipperd sec-trackerctl)
 USER_NAME=sec-tracker
 CONF_DIR=/etc/sec-tracker
 CONFIG=$CONF_DIR/config.json
+API_KEY=$CONF_DIR/api-key
 STATE=/var/lib/sec-tracker
 # Each daemon's own runtime directory, as the units' RuntimeDirectory=: collectord's root-owned,
 # shipperd's its user's, both group sec-tracker (the readers may reach the sockets, not add names).
@@ -166,44 +168,29 @@ if [ -e "$CONFIG" ]; then
   fi
   perm=$(stat -c '%a %U %G' "$CONFIG")
   [ "$perm" = "640 root $USER_NAME" ] ||
-    echo "  warning: $CONFIG is $perm, expected 640 root $USER_NAME (it holds the API key; shipperd must read it)"
+    echo "  warning: $CONFIG is $perm, expected 640 root $USER_NAME (shipperd and the readers' group must read it)"
 else
   tmp=$(mktemp "$CONF_DIR/.config.json.XXXXXX")
-  cat >"$tmp" <<'EOF'
-{
-  "server": {
-    "url": "",
-    "api_key": "",
-    "timeout": "30s",
-    "retry_max": 3,
-    "batch_size": 100
-  },
-  "agent": {
-    "report_interval": "60s",
-    "buffer_size": 1000,
-    "max_queue_size": 10000,
-    "enable_tls": true
-  },
-  "monitoring": {
-    "system_info": true,
-    "process_monitor": true,
-    "file_monitor": true,
-    "network_monitor": true,
-    "auth_monitor": true,
-    "watch_paths": ["/etc", "/usr/bin", "/var/log"],
-    "scan_interval": "5s"
-  },
-  "local_output": {
-    "json_format": false,
-    "show_timestamp": true,
-    "show_colors": true,
-    "compact_output": false
-  }
-}
-EOF
+  cp "$REPO/scripts/deb/config.json" "$tmp"
   chown "root:$USER_NAME" "$tmp"; chmod 640 "$tmp"
   mv "$tmp" "$CONFIG"
-  did "$CONFIG" "created from the default template (640 root:$USER_NAME); set server.url and the API key"
+  did "$CONFIG" "created from the default template (640 root:$USER_NAME); set server.url"
+fi
+# The API key: the shipper's alone (0600 sec-tracker), never in the config, which every member of
+# the readers' group can read. Created empty; never overwritten.
+if [ -e "$API_KEY" ]; then
+  perm=$(stat -c '%a %U' "$API_KEY")
+  if [ "$perm" = "600 $USER_NAME" ]; then kept "$API_KEY" "kept (exists; not overwritten)"; else
+    chown "$USER_NAME:$USER_NAME" "$API_KEY"; chmod 600 "$API_KEY"
+    did "$API_KEY" "kept; mode/owner set to 600 $USER_NAME (was $perm)"
+  fi
+else
+  install -m 600 -o "$USER_NAME" -g "$USER_NAME" /dev/null "$API_KEY"
+  did "$API_KEY" "created empty (600 $USER_NAME): write the server's API key into it"
+fi
+if grep -q '"api_key"[[:space:]]*:[[:space:]]*"[^"]' "$CONFIG"; then
+  echo "  warning: $CONFIG holds server.api_key, and every member of group $USER_NAME can read it:" \
+       "move the key to $API_KEY and remove it from the config"
 fi
 if ! check=$("$PREFIX/sec-trackerctl" config-check --config "$CONFIG" 2>&1); then
   echo "  warning: $CONFIG is not valid:"; printf '%s\n' "$check" | sed 's/^/    /'
@@ -214,7 +201,7 @@ if printf '%s\n' "$check" | grep -E '^[[:space:]]*server:' | grep -qv '(none'; t
 
 # --- state ----------------------------------------------------------------------------------
 ensure_dir "$STATE" 755 root root
-ensure_dir "$STATE/collectord" 700 root root
+ensure_dir "$STATE/collectord" 700 root "$USER_NAME"
 if [ -d "$STATE/shipperd" ] && [ -n "$(find "$STATE/shipperd" \( ! -user "$USER_NAME" -o ! -group "$USER_NAME" \) -print -quit)" ]; then
   # Kept from an earlier install whose user had another uid: the queue must stay readable.
   chown -R "$USER_NAME:$USER_NAME" "$STATE/shipperd"
@@ -271,9 +258,12 @@ if systemd_is_init; then
   done
 else
   LAUNCH_ENV=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
-  for v in LOG_LEVEL RUST_LOG SEC_TRACKER_API_KEY; do
+  for v in LOG_LEVEL RUST_LOG; do
     if [ -n "${!v:-}" ]; then LAUNCH_ENV+=("$v=${!v}"); fi
   done
+  # The API key goes to the shipper only: collectord never sees it.
+  SHIPPER_ENV=("${LAUNCH_ENV[@]}")
+  if [ -n "${SEC_TRACKER_API_KEY:-}" ]; then SHIPPER_ENV+=("SEC_TRACKER_API_KEY=$SEC_TRACKER_API_KEY"); fi
 
   # The pid in $RUN/NAME.pid when that process is still our installed binary (or the binary it
   # was before an update: "(deleted)").
@@ -319,7 +309,7 @@ else
       umask 077; cd /
       exec setsid setpriv --reuid="$USER_NAME" --regid="$USER_NAME" --init-groups --no-new-privs \
         --inh-caps=-all --ambient-caps=-all --bounding-set=-all \
-        "${LAUNCH_ENV[@]}" "$PREFIX/shipperd" --config "$CONFIG" \
+        "${SHIPPER_ENV[@]}" "$PREFIX/shipperd" --config "$CONFIG" \
         --collector-socket "$RUN/collector.sock" --socket "$SHIPPER_RUN/shipper.sock" --state-dir "$STATE" \
         </dev/null >>"$LOGS/shipperd.log" 2>&1
     ) &

@@ -29,6 +29,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 BIN=/usr/local/bin
 CTL=$BIN/sec-trackerctl
 CONFIG=/etc/sec-tracker/config.json
+API_KEY=/etc/sec-tracker/api-key
 RUN=/run/sec-tracker
 SRUN=/run/sec-tracker-shipper
 PIDS=/run/sec-tracker-install
@@ -86,6 +87,7 @@ finish() {
     "$UNINSTALL" --purge >/dev/null 2>&1 || echo "cleanup: uninstall.sh --purge failed" >&2
   fi
   [ "$OUTSIDER_CREATED" = 1 ] && userdel "$OUTSIDER" 2>/dev/null
+  [ "${MEMBER_CREATED:-0}" = 1 ] && userdel st-reader 2>/dev/null
   if [ -n "$STATE_SAVED" ] && ! { [ ! -e "$STATE" ] && mv -T "$STATE_SAVED" "$STATE"; }; then
     echo "cleanup: could not put local mode's state back in $STATE; it is kept in $STATE_SAVED" >&2
   fi
@@ -130,7 +132,7 @@ as_user() { local u=$1; shift; (cd / && setpriv --reuid="$u" --regid="$u" --init
 snapshot() {
   local p
   for p in $BIN/collectord $BIN/shipperd $CTL /usr/local/share/doc/sec-tracker/README.md /etc/sec-tracker \
-           $CONFIG $STATE $STATE/collectord $STATE/shipperd $RUN $SRUN $PIDS $LOGS "${UNITS[@]}" "${PROFILES[@]}"; do
+           $CONFIG $API_KEY $STATE $STATE/collectord $STATE/shipperd $RUN $SRUN $PIDS $LOGS "${UNITS[@]}" "${PROFILES[@]}"; do
     if [ -e "$p" ]; then
       stat -c '%n %F %a %U %G %i' "$p"
       if [ -f "$p" ]; then sha256sum "$p"; fi
@@ -149,16 +151,18 @@ eq "install.sh exits 0" "$rc" 0
 [ "$rc" = 0 ] || exit 1
 eq "config created 0640 root:sec-tracker" "$(stat -c '%a %U %G' $CONFIG 2>&1)" "640 root sec-tracker"
 eq "/etc/sec-tracker is 0750 root:sec-tracker" "$(stat -c '%a %U %G' /etc/sec-tracker 2>&1)" "750 root sec-tracker"
+eq "the API key file is the shipper's alone, 0600" "$(stat -c '%a %U %G' $API_KEY 2>&1)" "600 sec-tracker sec-tracker"
+check "the config holds no API key" sh -c "! grep -q '\"api_key\"' $CONFIG"
 check "the default config is valid (config-check)" quiet $CTL config-check --config $CONFIG
 
-echo "== point shipperd at a (closed) local server; the config file is edited in place"
-new=$(sed -e 's|"url": ""|"url": "http://127.0.0.1:9"|' -e 's|"api_key": ""|"api_key": "st-test-key"|' \
-          -e 's|"enable_tls": true|"enable_tls": false|' $CONFIG)
+echo "== point shipperd at a (closed) local server; the config file is edited in place, the key written to its file"
+new=$(sed -e 's|"url": ""|"url": "http://127.0.0.1:9"|' -e 's|"enable_tls": true|"enable_tls": false|' $CONFIG)
 printf '%s\n' "$new" >$CONFIG
+printf 'st-test-key\n' >$API_KEY
 check "edited config is valid and names the server" sh -c "$CTL config-check --config $CONFIG | grep -q 127.0.0.1:9"
 
-echo "== install --start"
-out=$("$INSTALL" "${INSTALL_ARGS[@]}" --start 2>&1); rc=$?
+echo "== install --start (with SEC_TRACKER_API_KEY in the environment: it must reach shipperd only)"
+out=$(SEC_TRACKER_API_KEY=st-env-key-x "$INSTALL" "${INSTALL_ARGS[@]}" --start 2>&1); rc=$?
 printf '%s\n' "$out" | sed 's/^/   | /'
 eq "install.sh --start exits 0" "$rc" 0
 check "the edited config was not overwritten" grep -q 127.0.0.1:9 $CONFIG
@@ -191,6 +195,7 @@ if [ -n "$cpid" ]; then
   for set in CapEff CapPrm CapBnd; do cap_check "$cpid" "$set" "$want" collectord; done
   for set in CapInh CapAmb; do cap_check "$cpid" "$set" 0000000000000000 collectord; done
   eq "collectord has no_new_privs" "$(status_field "$cpid" NoNewPrivs)" 1
+  check "collectord's environment holds no API key" sh -c "! tr '\\0' '\\n' < /proc/$cpid/environ | grep -q SEC_TRACKER_API_KEY"
 fi
 
 echo "== shipperd"
@@ -253,6 +258,23 @@ check "outsider: cannot read the config" sh -c "! setpriv --reuid=$OUTSIDER --re
 check "outsider: cannot read the queue" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups head -c1 $STATE/shipperd/queue.db >/dev/null 2>&1"
 check "outsider: cannot list the queue directory" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups ls $STATE/shipperd >/dev/null 2>&1"
 check "outsider: cannot reach the shipper socket" sh -c "! setpriv --reuid=$OUTSIDER --regid=$OUTSIDER --init-groups test -e $SRUN/shipper.sock"
+
+echo "== a member of the readers' group (not the shipper)"
+MEMBER=st-reader
+MEMBER_CREATED=0
+if ! getent passwd $MEMBER >/dev/null; then
+  useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin -G sec-tracker $MEMBER && MEMBER_CREATED=1
+fi
+check "member: sec-trackerctl status works" quiet as_user $MEMBER $CTL status
+check "member: can read the config" quiet as_user $MEMBER cat $CONFIG
+check "member: cannot read the API key" sh -c "! setpriv --reuid=$MEMBER --regid=$MEMBER --init-groups cat $API_KEY >/dev/null 2>&1"
+check "member: cannot create a name in collectord's runtime directory" \
+  sh -c "! setpriv --reuid=$MEMBER --regid=$MEMBER --init-groups sh -c ': > $RUN/planted' 2>/dev/null"
+check "member: cannot plant a link where install.sh writes pid files" \
+  sh -c "! setpriv --reuid=$MEMBER --regid=$MEMBER --init-groups ln -s /etc/passwd $PIDS/collectord.pid 2>/dev/null"
+check "member: cannot remove shipperd's socket" \
+  sh -c "! setpriv --reuid=$MEMBER --regid=$MEMBER --init-groups rm -f $SRUN/shipper.sock 2>/dev/null && test -S $SRUN/shipper.sock"
+[ "$MEMBER_CREATED" = 1 ] && userdel $MEMBER 2>/dev/null
 
 echo "== a second install changes nothing"
 snapshot >"$WORK/before"

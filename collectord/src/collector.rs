@@ -19,6 +19,7 @@ use crate::monitors::process::ProcessMonitor;
 use crate::monitors::system_info::{self, SystemInfoMonitor, SystemSampler};
 use crate::monitors::{agent_notice, Monitor, MonitorContext, MonitorHealth};
 use crate::privileges::Opened;
+use crate::processes::Processes;
 
 pub struct Collector {
     config: Arc<Config>,
@@ -82,6 +83,7 @@ impl Collector {
         ];
         let mut tasks = JoinSet::new();
         let mut health = Vec::new();
+        let processes = Arc::new(Processes::default());
         for (monitor, enabled) in monitors {
             let h = MonitorHealth::new(monitor.name(), enabled);
             health.push(Arc::clone(&h));
@@ -93,6 +95,7 @@ impl Collector {
                 hub: Arc::clone(&hub),
                 shutdown: shutdown.clone(),
                 health: Arc::clone(&h),
+                processes: Arc::clone(&processes),
             };
             tasks.spawn(async move {
                 let name = h.name;

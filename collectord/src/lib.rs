@@ -19,6 +19,7 @@ pub mod kernel;
 pub mod monitors;
 pub mod netlink;
 pub mod privileges;
+pub mod processes;
 pub mod server;
 pub mod severity;
 pub mod users;

@@ -34,6 +34,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The server's API key is the shipper's alone: never kept where collectord, or anything it
+    // runs (journalctl), could read it. Before any thread exists.
+    std::env::remove_var("SEC_TRACKER_API_KEY");
     let args = Args::parse();
     let (config, config_path) = match args.daemon.start("collectord") {
         Ok(c) => c,

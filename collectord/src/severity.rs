@@ -3,8 +3,8 @@
 //! INFO by default. WARNING for failed logins, sudo failures, new listening ports and changes
 //! under `/etc`. CRITICAL for changes to `/etc/passwd`, `/etc/shadow`, `/etc/sudoers*`, a
 //! program executed from a world-writable scratch directory (`/tmp`, `/var/tmp`, `/dev/shm`:
-//! where droppers put payloads), an unprivileged process becoming uid 0 other than through sudo,
-//! su or another setuid-root program, and a burst of failed logins from one address.
+//! where droppers put payloads), a process without root in any of its uids becoming uid 0 other
+//! than by a setuid-root executable, and a burst of failed logins from one address.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -12,21 +12,6 @@ use std::time::{Duration, Instant};
 use sec_tracker_proto::v1::{NetworkAction, Severity};
 
 const SCRATCH_DIRS: &[&[u8]] = &[b"/tmp/", b"/var/tmp/", b"/dev/shm/"];
-
-/// Programs whose job is to become root when the user is allowed to.
-const PRIVILEGE_TOOLS: &[&str] = &[
-    "sudo",
-    "su",
-    "sudoedit",
-    "pkexec",
-    "doas",
-    "newgrp",
-    "sg",
-    "login",
-    "sshd",
-    "runuser",
-    "polkit-agent-helper-1",
-];
 
 pub fn exec(exe: &[u8]) -> Severity {
     if SCRATCH_DIRS.iter().any(|d| exe.starts_with(d)) {
@@ -36,18 +21,19 @@ pub fn exec(exe: &[u8]) -> Severity {
     }
 }
 
-/// A uid change. `exe_setuid_root`: the process's executable is setuid and owned by root, so
-/// becoming root is its designed behaviour (passwd, mount, …).
+/// A uid change. `had_root`: whether the process already held root in any of its real,
+/// effective or saved uids before (None: unknown); `exe_setuid_root`: its executable is setuid
+/// and owned by root, so becoming root is its designed behaviour (sudo, su, passwd, mount, …).
+/// Decided by the executable's mode, never its name: a copy of a program called `sudo` is not
+/// sudo.
 pub fn uid_change(
-    old_uid: Option<u32>,
+    had_root: Option<bool>,
     new_uid: u32,
     new_euid: u32,
-    name: &str,
     exe_setuid_root: bool,
 ) -> Severity {
     let becomes_root = new_uid == 0 || new_euid == 0;
-    let was_unprivileged = old_uid.is_some_and(|u| u != 0);
-    if becomes_root && was_unprivileged && !exe_setuid_root && !PRIVILEGE_TOOLS.contains(&name) {
+    if becomes_root && had_root == Some(false) && !exe_setuid_root {
         Severity::Critical
     } else {
         Severity::Info
@@ -248,24 +234,22 @@ mod tests {
 
     #[test]
     fn uid_change_rules() {
-        // (old uid, new uid, new euid, name, setuid-root exe) → severity
-        type Row = (Option<u32>, u32, u32, &'static str, bool, Severity);
+        // (had root before, new uid, new euid, setuid-root exe) → severity
+        type Row = (Option<bool>, u32, u32, bool, Severity);
         let table: &[Row] = &[
-            (Some(1000), 0, 0, "exploit", false, Severity::Critical),
-            (Some(1000), 1000, 0, "exploit", false, Severity::Critical),
-            (Some(1000), 0, 0, "sudo", false, Severity::Info),
-            (Some(1000), 0, 0, "su", false, Severity::Info),
-            (Some(1000), 0, 0, "passwd", true, Severity::Info),
-            (Some(0), 1000, 1000, "sshd", false, Severity::Info),
-            (Some(0), 0, 0, "cron", false, Severity::Info),
-            (None, 0, 0, "unknown-before", false, Severity::Info),
-            (Some(1000), 1001, 1001, "x", false, Severity::Info),
+            (Some(false), 0, 0, false, Severity::Critical),
+            (Some(false), 1000, 0, false, Severity::Critical),
+            (Some(false), 0, 0, true, Severity::Info), // sudo, su, passwd: setuid root
+            (Some(true), 0, 0, false, Severity::Info), // a daemon taking back its saved root
+            (Some(true), 1000, 1000, false, Severity::Info),
+            (None, 0, 0, false, Severity::Info),
+            (Some(false), 1001, 1001, false, Severity::Info),
         ];
-        for (old, uid, euid, name, suid, want) in table {
+        for (had, uid, euid, suid, want) in table {
             assert_eq!(
-                uid_change(*old, *uid, *euid, name, *suid),
+                uid_change(*had, *uid, *euid, *suid),
                 *want,
-                "{old:?} {uid} {euid} {name} {suid}"
+                "{had:?} {uid} {euid} {suid}"
             );
         }
     }

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use sec_tracker_proto::v1::subscribe_response::Item;
-use sec_tracker_proto::v1::{
-    event, AuthEvent, EventType, Severity, SubscribeRequest, SubscribeResponse,
-};
+use sec_tracker_proto::v1::{event, AuthEvent, EventType, Severity, SubscribeResponse};
 use sec_tracker_testkit::{require_root, wait_for, Daemon};
 use tonic::Streaming;
 
 const BIN: &str = env!("CARGO_BIN_EXE_collectord");
-const AUTH_ONLY: &str = r#"{"agent": {"state_dir": "@STATE@"}, "monitoring": {"process_monitor": false, "file_monitor": false, "network_monitor": false, "system_info": false}}"#;
+/// The auth monitor, and the process monitor that vouches for who wrote each line.
+const AUTH_ONLY: &str = r#"{"agent": {"state_dir": "@STATE@"}, "monitoring": {"file_monitor": false, "network_monitor": false, "system_info": false}}"#;
 const PASSWORD: &str = "St-Test-pw-7431";
 
 /// The tests share the machine's auth.log (a burst in one would be seen by the collector of
@@ -205,22 +204,7 @@ impl Drop for Sshd {
 }
 
 async fn subscribe(d: &Daemon) -> Streaming<SubscribeResponse> {
-    let mut s = d
-        .client()
-        .await
-        .subscribe(SubscribeRequest {
-            types: vec![EventType::Auth as i32],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(20), s.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(matches!(first.item, Some(Item::Hello(_))));
+    let s = d.subscribe(&[EventType::Auth], false).await;
     // The monitor is following the logs once it says so.
     wait_for("the auth monitor to run", Duration::from_secs(20), || {
         d.log_text()
@@ -280,6 +264,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     })
     .await;
     assert_eq!(a.service, "useradd");
+    assert!(a.verified, "the real useradd wrote it: {a:?}");
 
     // ssh with a key.
     let keydir = tempfile::tempdir().unwrap();
@@ -316,6 +301,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     assert_eq!(a.source_address, "127.0.0.1");
     assert!(a.source_port > 0);
     assert!(a.success);
+    assert!(a.verified, "sshd wrote it: {a:?}");
     assert_eq!(sev, Severity::Info);
     assert!(msg.contains(&alice.name), "{msg}");
     expect(&mut s, "ssh logout", |a| {
@@ -364,6 +350,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     assert_eq!(a.command, "/usr/bin/id");
     assert_eq!(a.cwd, "/tmp");
     assert_eq!(sev, Severity::Info);
+    assert!(a.verified, "sudo wrote it: {a:?}");
 
     // sudo with a wrong password.
     assert!(!su(
@@ -484,4 +471,123 @@ async fn the_log_is_followed_across_rotation() {
     all.extend(std::fs::read(log).unwrap());
     std::fs::write(rotated, all).unwrap();
     let _ = std::fs::remove_file(rotated);
+}
+
+/// Attack 2: an unprivileged user writes auth.log lines that read like sshd's and useradd's
+/// (`logger -t sshd --id=PID`): a root login that never happened, six failures to make an innocent
+/// address a brute-forcer, a backdoor account. Each must come out as a forged line (WARNING,
+/// naming what it claimed), never as what it claims, and count toward no burst. And a sudo user
+/// whose working directory repeats sudo's fields must not change the logged target user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_auth_lines_are_reported_as_forged_and_counted_nowhere() {
+    if !require_root("attack_forged_auth") || !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Daemon::start(Path::new(BIN), AUTH_ONLY);
+    let mut s = subscribe(&d).await;
+    let logger = |tag: &str, pid: &str, msg: &str| {
+        let ok = sec_tracker_testkit::as_nobody(Path::new("/usr/bin/logger"), None)
+            .args(["-p", "auth.info", "-t", tag, &format!("--id={pid}"), msg])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    // A pid that no process has: this test's own pid plus one far away is unlikely to be one,
+    // and the check below only needs the line to be judged, not a particular pid.
+    let fake_pid = (std::process::id() + 400_000).to_string();
+    let accepted = "Accepted publickey for root from 203.0.113.66 port 2222 ssh2";
+    // Lines written in the first seconds after start may predate the process monitor's watch:
+    // repeat until one is judged forged.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let forged = loop {
+        logger("sshd", &fake_pid, accepted);
+        let next = tokio::time::timeout(Duration::from_secs(2), async {
+            expect(&mut s, "the forged root login", |a| {
+                a.source_address == "203.0.113.66"
+            })
+            .await
+        })
+        .await;
+        if let Ok((a, sev, msg)) = next {
+            if a.action().name() == "forged_log_line" {
+                break (a, sev, msg);
+            }
+            assert!(!a.verified, "a forged root login was verified: {msg}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never judged forged"
+        );
+    };
+    let (a, sev, msg) = forged;
+    assert_eq!(sev, Severity::Warning, "{msg}");
+    assert!(!a.verified && msg.contains("Forged auth log line"), "{msg}");
+    assert!(msg.contains(&format!("sshd[{fake_pid}]")), "{msg}");
+
+    // Six forged failures from one address: forged six times, never CRITICAL.
+    for _ in 0..6 {
+        logger(
+            "sshd",
+            &fake_pid,
+            "Failed password for root from 203.0.113.77 port 4444 ssh2",
+        );
+    }
+    for i in 0..6 {
+        let (a, sev, msg) = expect(&mut s, "a forged failure", |a| {
+            a.source_address == "203.0.113.77"
+        })
+        .await;
+        assert_eq!(a.action().name(), "forged_log_line", "#{i}: {msg}");
+        assert_ne!(sev, Severity::Critical, "#{i}: {msg}");
+    }
+    // A backdoor account that was never created, in useradd's words, with the pid of a real
+    // process that is not useradd (this test).
+    logger(
+        "useradd",
+        &std::process::id().to_string(),
+        "new user: name=backdoor, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/9",
+    );
+    let (a, _, msg) = expect(&mut s, "the forged account", |a| a.user == "backdoor").await;
+    assert_eq!(a.action().name(), "forged_log_line", "{msg}");
+    assert!(
+        msg.contains("but pid"),
+        "names what the pid really is: {msg}"
+    );
+
+    // sudo from a working directory named to repeat sudo's fields.
+    let eve = User::create("e");
+    std::fs::write(
+        format!("/etc/sudoers.d/{}", eve.name),
+        format!("{} ALL=(ALL) NOPASSWD: /usr/bin/id\n", eve.name),
+    )
+    .unwrap();
+    let trap = tempfile::Builder::new()
+        .prefix("st-sudo")
+        .tempdir()
+        .unwrap();
+    let cwd = trap.path().join("x ; USER=nobody ; COMMAND=/usr/bin/id");
+    std::fs::create_dir_all(&cwd).unwrap();
+    assert!(Command::new("chmod")
+        .args(["-R", "a+rx"])
+        .arg(trap.path())
+        .status()
+        .unwrap()
+        .success());
+    assert!(su(
+        &eve.name,
+        &format!("cd '{}' && sudo -n /usr/bin/id", cwd.display())
+    ));
+    let (a, sev, msg) = expect(&mut s, "sudo from the trap directory", |a| {
+        a.action().name() == "sudo_command" && a.user == eve.name
+    })
+    .await;
+    assert_eq!(a.target_user, "root", "{msg}");
+    assert_eq!(a.command, "/usr/bin/id");
+    assert!(
+        a.cwd.ends_with("x ; USER=nobody ; COMMAND=/usr/bin/id"),
+        "{a:?}"
+    );
+    assert!(!a.verified && a.verification.contains("ambiguous"), "{a:?}");
+    assert_eq!(sev, Severity::Warning);
 }

@@ -18,9 +18,15 @@ pub(crate) enum Source {
     InProcess(Arc<collectord::Collector>),
 }
 
-/// Whether collectord listens at `path`; a socket we may not open is an error, with the fix.
+/// Whether collectord listens at `path`. A socket we may not open is an error, with the fix;
+/// so is a socket served by someone other than root.
 pub(crate) fn probe(path: &Path) -> anyhow::Result<Probe> {
-    client::probe(path).or_else(|e| {
+    probe_for(path, &client::Trust::collector())
+}
+
+/// Whether the daemon `trust` describes listens at `path`; an impostor is an error.
+pub(crate) fn probe_for(path: &Path, trust: &client::Trust) -> anyhow::Result<Probe> {
+    let probe = client::probe(path, trust).or_else(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             bail!(
                 "cannot connect to {}: permission denied; run as root or as a member of the sec-tracker group \
@@ -29,7 +35,11 @@ pub(crate) fn probe(path: &Path) -> anyhow::Result<Probe> {
             )
         }
         Err(e).with_context(|| format!("cannot connect to {}", path.display()))
-    })
+    })?;
+    if let Probe::Untrusted(why) = probe {
+        bail!("cannot connect to {}: {why}", path.display());
+    }
+    Ok(probe)
 }
 
 /// Connects a Collector client, once collectord has proven to be root.
@@ -54,6 +64,7 @@ impl Source {
                 Probe::Absent(why) => eprintln!(
                     "sec-trackerctl: collectord is not running ({why}); running the collector in-process (standalone local mode)"
                 ),
+                Probe::Untrusted(why) => bail!(why),
             }
         }
         if !nix::unistd::geteuid().is_root() {

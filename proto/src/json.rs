@@ -58,6 +58,7 @@ named!(AuthAction {
     UserAdded => "user_added", UserChanged => "user_changed", UserDeleted => "user_deleted",
     GroupAdded => "group_added", GroupChanged => "group_changed",
     GroupDeleted => "group_deleted", PasswordChanged => "password_changed",
+    ForgedLine => "forged_log_line",
 });
 named!(NetworkAction {
     Unspecified => "unknown", ListenOpened => "listen_opened", ListenClosed => "listen_closed",
@@ -404,6 +405,10 @@ fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("service", &a.service)?;
     m.serialize_entry("log_source", &a.log_source)?;
     m.serialize_entry("pid", &a.pid)?;
+    m.serialize_entry("verified", &a.verified)?;
+    if !a.verification.is_empty() {
+        m.serialize_entry("verification", &a.verification)?;
+    }
     m.serialize_entry("raw", &a.raw)?;
     m.end()
 }

@@ -17,6 +17,7 @@ use sec_tracker_proto::Config;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
+use crate::processes::Processes;
 
 pub mod auth;
 pub mod file;
@@ -40,6 +41,8 @@ pub struct MonitorContext {
     pub hub: Arc<Hub>,
     pub shutdown: CancellationToken,
     pub health: Arc<MonitorHealth>,
+    /// What the process monitor saw run, for the others to check claims against.
+    pub processes: Arc<Processes>,
 }
 
 impl MonitorContext {

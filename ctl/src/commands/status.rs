@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::commands::Context;
 use crate::render::{format_bytes, format_uptime};
-use crate::source::{connect, probe};
+use crate::source::{connect, probe, probe_for};
 use sec_tracker_proto::json::{collector_status_json, escape_text, shipper_metrics_json, Named};
 use sec_tracker_proto::local::client::{self, Probe};
 use sec_tracker_proto::v1::shipper_client::ShipperClient;
@@ -95,17 +95,15 @@ pub(crate) async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> 
 
 /// shipperd's side: its status, or why there is none (not running is normal in local mode).
 async fn shipper_status(ctx: &Context) -> Result<ShipperStatus, String> {
-    match probe(&ctx.shipper_socket) {
+    let trust = client::Trust::shipper(&ctx.config.agent.shipper_user);
+    match probe_for(&ctx.shipper_socket, &trust) {
         Ok(Probe::Up) => {}
-        Ok(Probe::Absent(why)) => return Err(why),
+        Ok(Probe::Absent(why) | Probe::Untrusted(why)) => return Err(why),
         Err(e) => return Err(format!("{e:#}")),
     }
-    let channel = client::connect(
-        &ctx.shipper_socket,
-        &client::Trust::shipper(&ctx.config.agent.shipper_user),
-    )
-    .await
-    .map_err(|e| format!("{e}"))?;
+    let channel = client::connect(&ctx.shipper_socket, &trust)
+        .await
+        .map_err(|e| format!("{e}"))?;
     ShipperClient::new(channel)
         .status(ShipperStatusRequest {})
         .await

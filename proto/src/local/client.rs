@@ -56,19 +56,24 @@ impl Trust {
 /// Connects to `path` and checks who serves it.
 pub async fn connect_stream(path: &Path, trust: &Trust) -> io::Result<UnixStream> {
     let stream = UnixStream::connect(path).await?;
-    let uid = stream.peer_cred()?.uid();
-    if !trust.allows(uid, nix::unistd::geteuid().as_raw()) {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is served by uid {uid}, not by {}: refusing to trust it (it is not {})",
-                path.display(),
-                trust.expected(),
-                trust.service.daemon()
-            ),
-        ));
-    }
+    check_server(path, stream.peer_cred()?.uid(), trust)?;
     Ok(stream)
+}
+
+/// Refuses a server whose uid `trust` does not allow, saying who serves it and who should.
+fn check_server(path: &Path, uid: u32, trust: &Trust) -> io::Result<()> {
+    if trust.allows(uid, nix::unistd::geteuid().as_raw()) {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is served by uid {uid}, not by {}: refusing to trust it (it is not {})",
+            path.display(),
+            trust.expected(),
+            trust.service.daemon()
+        ),
+    ))
 }
 
 /// A channel over the socket (the URI is a placeholder the connector ignores). Every
@@ -102,12 +107,25 @@ pub enum Probe {
     Up,
     /// No daemon: the socket is missing or nobody listens on it.
     Absent(String),
+    /// Someone listens, but not who `trust` allows: the reason, to show as an error.
+    Untrusted(String),
 }
 
-/// Whether a daemon listens at `path`. A socket we may not open is an error, not absence.
-pub fn probe(path: &Path) -> io::Result<Probe> {
+/// Whether the expected daemon listens at `path`. The server is checked on this first
+/// connection already, so an impostor is refused before anything is read from it. A socket we
+/// may not open is an error, not absence.
+pub fn probe(path: &Path, trust: &Trust) -> io::Result<Probe> {
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Ok(Probe::Up),
+        Ok(stream) => {
+            let uid =
+                nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                    .map_err(io::Error::from)?
+                    .uid();
+            Ok(match check_server(path, uid, trust) {
+                Ok(()) => Probe::Up,
+                Err(e) => Probe::Untrusted(e.to_string()),
+            })
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -144,9 +162,12 @@ mod tests {
         let path = dir.path().join("s.sock");
         let _l = tokio::net::UnixListener::bind(&path).unwrap();
         assert!(connect_stream(&path, &Trust::collector()).await.is_ok());
-        assert!(matches!(probe(&path).unwrap(), Probe::Up));
         assert!(matches!(
-            probe(&dir.path().join("none")).unwrap(),
+            probe(&path, &Trust::collector()).unwrap(),
+            Probe::Up
+        ));
+        assert!(matches!(
+            probe(&dir.path().join("none"), &Trust::collector()).unwrap(),
             Probe::Absent(_)
         ));
     }

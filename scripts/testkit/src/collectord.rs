@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sec_tracker_proto::local::client::{self, Trust};
 use sec_tracker_proto::v1::collector_client::CollectorClient;
+use sec_tracker_proto::v1::{subscribe_response, EventType, SubscribeRequest, SubscribeResponse};
 use tonic::transport::Channel;
+use tonic::Streaming;
 
 use crate::support::wait_for;
 
@@ -103,6 +105,36 @@ impl Daemon {
 
     pub async fn client(&self) -> CollectorClient<Channel> {
         connect(&self.socket).await
+    }
+
+    /// A subscription to `types` (with the replay of the ring when `replay`), returned once its
+    /// Hello has arrived, so that whatever a test does next is seen live.
+    pub async fn subscribe(
+        &self,
+        types: &[EventType],
+        replay: bool,
+    ) -> Streaming<SubscribeResponse> {
+        let mut s = self
+            .client()
+            .await
+            .subscribe(SubscribeRequest {
+                types: types.iter().map(|t| *t as i32).collect(),
+                replay,
+                ..Default::default()
+            })
+            .await
+            .expect("subscribe to collectord")
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(20), s.message())
+            .await
+            .expect("collectord's Hello within 20 s")
+            .expect("a Hello, not an error")
+            .expect("a Hello, not the end of the stream");
+        assert!(
+            matches!(first.item, Some(subscribe_response::Item::Hello(_))),
+            "the stream opens with a Hello"
+        );
+        s
     }
 }
 

@@ -152,7 +152,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
             "server.url is not set: shipperd has nowhere to send (set it in the config file)"
         )));
     }
-    warn_if_world_readable(options.config_path.as_deref());
+    warn_if_world_readable(&config, options.config_path.as_deref());
     let sender = Sender::new(&config).map_err(|e| Error::Config(anyhow::Error::new(e)))?;
     let dir = options.state_dir.join("shipperd");
     std::fs::create_dir_all(&dir)
@@ -229,17 +229,20 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     Ok(())
 }
 
-/// The config holds the API key: it should be readable by root and the sec-tracker group only.
-fn warn_if_world_readable(path: Option<&std::path::Path>) {
+/// The config is readable by the readers' group (it must be: `watch` reads it): the API key
+/// belongs in a file of the shipper's own (`server.api_key_file`, 0600), not there.
+fn warn_if_world_readable(config: &Config, path: Option<&std::path::Path>) {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(p) = path {
-        if let Ok(m) = std::fs::metadata(p) {
-            if m.permissions().mode() & 0o004 != 0 {
-                tracing::warn!(
-                    config = %p.display(),
-                    "the config file is world-readable and may hold the API key: chmod 0640 it (owner root, group sec-tracker)"
-                );
-            }
-        }
+    let Some(p) = path else { return };
+    let Ok(m) = std::fs::metadata(p) else { return };
+    let mode = m.permissions().mode();
+    if !config.server.api_key.is_empty() && mode & 0o044 != 0 {
+        tracing::warn!(
+            config = %p.display(),
+            "server.api_key is in a config file others can read (the event readers' group among them): \
+             put the key in server.api_key_file, mode 0600, owned by the shipper's user"
+        );
+    } else if mode & 0o004 != 0 {
+        tracing::warn!(config = %p.display(), "the config file is world-readable: chmod 0640 it (owner root, group sec-tracker)");
     }
 }

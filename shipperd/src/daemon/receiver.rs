@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use sec_tracker_proto::backoff::Backoff;
-use sec_tracker_proto::json::{EventJson, Named};
+use sec_tracker_proto::json::EventJson;
 use sec_tracker_proto::local::client;
 use sec_tracker_proto::v1::collector_client::CollectorClient;
 use sec_tracker_proto::v1::subscribe_response::Item;
 use sec_tracker_proto::v1::ShipperState;
-use sec_tracker_proto::v1::SubscribeRequest;
+use sec_tracker_proto::v1::{Gap, GapReason, SubscribeRequest};
 use tonic::transport::Channel;
 
 use super::Shared;
@@ -100,11 +100,7 @@ async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> a
             }
             Some(Item::Gap(g)) => {
                 store(shared, &mut group).await;
-                tracing::warn!(
-                    missed = g.missed,
-                    reason = g.reason().name(),
-                    "collectord reports events this shipper missed"
-                );
+                report_gap(&g, resume.as_ref());
                 let missed = g.missed;
                 if let Err(e) = shared.with_queue(move |q| q.add_gap(missed)).await {
                     tracing::warn!(error = %e, "cannot record a gap");
@@ -124,6 +120,45 @@ async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> a
             }
             None => {}
         }
+    }
+}
+
+/// Says what a gap lost, in the operator's terms.
+fn report_gap(g: &Gap, resume: Option<&(String, u64)>) {
+    let range = if g.first_missed_seq > 0 {
+        format!(" (seq {}..={})", g.first_missed_seq, g.last_missed_seq)
+    } else {
+        String::new()
+    };
+    match g.reason() {
+        GapReason::CollectorRestarted => {
+            let before = match resume {
+                Some((stream, seq)) => format!(
+                    "whatever its previous run (stream {stream}) produced after seq {seq}, the last stored here, \
+                     and had not sent was in its memory and is lost"
+                ),
+                None => "what its previous run had not sent is lost".to_owned(),
+            };
+            if g.missed == 0 {
+                tracing::info!("collectord restarted: {before}; nothing of its new run was missed");
+            } else {
+                tracing::warn!(
+                    missed = g.missed,
+                    "collectord restarted: {before}; {} events of its new run were no longer held{range}",
+                    g.missed
+                );
+            }
+        }
+        GapReason::SlowSubscriber => tracing::warn!(
+            missed = g.missed,
+            "this shipper fell behind collectord: {} events were skipped{range}",
+            g.missed
+        ),
+        GapReason::RingOverrun | GapReason::Unspecified => tracing::warn!(
+            missed = g.missed,
+            "collectord no longer held {} events this shipper had not stored{range}: they are lost",
+            g.missed
+        ),
     }
 }
 

@@ -235,10 +235,10 @@ fn api_key(config: &Config) -> Result<(Secret, KeySource), SenderError> {
 fn warn_if_world_readable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
+        if meta.permissions().mode() & 0o044 != 0 {
             tracing::warn!(
                 path = %path.display(),
-                "server.api_key_file is readable by every user; chmod 600 or 640 it"
+                "server.api_key_file is readable by others than its owner; chmod 600 it (owned by the shipper's user)"
             );
         }
     }

@@ -55,7 +55,7 @@ impl Follower {
             cut_lines: 0,
             rotations: 0,
         };
-        if let Ok(file) = File::open(path) {
+        if let Ok(file) = open_log(path) {
             if let Ok(m) = file.metadata() {
                 let offset = match start {
                     Start::End => m.len(),
@@ -108,16 +108,19 @@ impl Follower {
         match std::fs::metadata(&self.path) {
             Ok(m) if self.file.is_none() => {
                 // Appeared (or reappeared): a new file is read from its start.
-                if let Ok(file) = File::open(&self.path) {
+                if let Ok(file) = open_log(&self.path) {
                     self.attach(file, m.ino(), m.dev(), 0);
                 }
             }
             Ok(m) if m.ino() != self.ino || m.dev() != self.dev => {
-                // Renamed away: finish the old file, then start the new one.
-                self.drain(out, raw)?;
+                // Renamed away: finish the old file (over as many polls as that takes), then
+                // start the new one.
+                if self.drain(out, raw)? {
+                    return Ok(());
+                }
                 self.flush_partial(out);
                 self.rotations += 1;
-                if let Ok(file) = File::open(&self.path) {
+                if let Ok(file) = open_log(&self.path) {
                     self.attach(file, m.ino(), m.dev(), 0);
                 }
             }
@@ -132,25 +135,34 @@ impl Follower {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Between a rename and the new file's creation: finish what we have.
                 self.drain(out, raw)?;
+                return Ok(());
             }
             Err(e) => return Err(e),
         }
-        self.drain(out, raw)
+        self.drain(out, raw).map(|_| ())
     }
 
-    fn drain(&mut self, out: &mut Vec<Vec<u8>>, raw: bool) -> io::Result<()> {
+    /// Reads what is there, up to [`MAX_PER_POLL`] bytes: true when it stopped there with more
+    /// to read (a backlog after a long downtime is taken in steps, never in one allocation).
+    fn drain(&mut self, out: &mut Vec<Vec<u8>>, raw: bool) -> io::Result<bool> {
         let Some(file) = self.file.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         let mut buf = [0u8; 64 * 1024];
+        let mut budget = MAX_PER_POLL;
         loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => return Ok(()),
+            if budget == 0 {
+                return Ok(true);
+            }
+            let want = buf.len().min(budget);
+            let n = match file.read(&mut buf[..want]) {
+                Ok(0) => return Ok(false),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             self.offset += n as u64;
+            budget -= n;
             if raw {
                 out.push(buf[..n].to_vec());
                 continue;
@@ -185,6 +197,26 @@ impl Follower {
             out.push(std::mem::take(&mut self.partial));
         }
     }
+}
+
+/// Bytes read from one log per poll at most.
+const MAX_PER_POLL: usize = 1024 * 1024;
+
+/// Opens a log for reading without ever blocking (a FIFO put in its place would) and only if it
+/// is a regular file.
+fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -266,6 +298,35 @@ mod tests {
         assert!(lines(&mut f).is_empty());
         append(&p, "hello\n");
         assert_eq!(lines(&mut f), ["hello"]);
+    }
+
+    /// A backlog far larger than one poll's budget comes in steps, every line once, in order.
+    #[test]
+    fn a_large_backlog_is_read_in_bounded_steps() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("auth.log");
+        let line = format!("{}\n", "y".repeat(99));
+        let n = 3 * MAX_PER_POLL / line.len();
+        std::fs::write(&p, line.repeat(n)).unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&p).unwrap());
+        let mut f = Follower::new(&p, Start::Resume { ino, offset: 0 }, 64 * 1024);
+        let mut total = 0;
+        let mut polls = 0;
+        loop {
+            let mut out = Vec::new();
+            f.poll(&mut out).unwrap();
+            assert!(
+                out.len() * line.len() <= MAX_PER_POLL + line.len(),
+                "one poll's lines fit the budget"
+            );
+            if out.is_empty() {
+                break;
+            }
+            total += out.len();
+            polls += 1;
+        }
+        assert_eq!(total, n);
+        assert!(polls >= 3, "{polls} polls");
     }
 
     #[test]

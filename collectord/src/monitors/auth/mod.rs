@@ -16,6 +16,7 @@
 mod follow;
 pub mod parse;
 pub mod utmp;
+mod verify;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
@@ -35,6 +36,7 @@ use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::severity::{self, FailedLoginBurst};
 use follow::{Follower, Start};
 use parse::{AuthKind, AuthRecord, ParseError};
+use verify::Writer;
 
 pub const NAME: &str = "auth_monitor";
 const POLL: Duration = Duration::from_millis(250);
@@ -170,6 +172,9 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
     let mut state = State::new(text_source);
     let mut lines = Vec::new();
     let mut last_save = Instant::now();
+    // The first read is the backlog (lines written while the agent was down): their writers may
+    // be long gone, so a pid no process has now is not proof of forgery there.
+    let mut fresh = false;
     while !ctx.shutdown.is_cancelled() {
         let working = ctx.health.working();
         for t in &mut texts {
@@ -180,7 +185,10 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
             }
             for line in &lines {
                 match parse::parse_line(line) {
-                    Ok(Some(r)) => state.text_record(ctx, r, &t.name, line),
+                    Ok(Some(r)) => {
+                        let writer = verify::text_line(&ctx.processes, &r, fresh);
+                        state.text_record(ctx, r, writer, &t.name, line)
+                    }
                     Ok(None) | Err(ParseError::Empty) => {}
                     Err(_) => {
                         ctx.health.errors.fetch_add(1, Ordering::Relaxed);
@@ -191,7 +199,10 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
         if let Some(j) = &journal {
             while let Ok(line) = j.lines.try_recv() {
                 match journal_record(&line) {
-                    Some(r) => state.text_record(ctx, r, "journald", line.as_bytes()),
+                    Some((r, sender)) => {
+                        let writer = verify::journal(&r, &sender);
+                        state.text_record(ctx, r, writer, "journald", line.as_bytes())
+                    }
                     None if serde_json::from_str::<Value>(&line).is_err() => {
                         ctx.health.errors.fetch_add(1, Ordering::Relaxed);
                     }
@@ -216,6 +227,7 @@ fn run(ctx: &MonitorContext) -> anyhow::Result<()> {
             last_save = Instant::now();
         }
         drop(working);
+        fresh = true;
         std::thread::sleep(POLL);
     }
     state.flush_utmp(ctx, true);
@@ -273,7 +285,20 @@ impl State {
         dup
     }
 
-    fn text_record(&mut self, ctx: &MonitorContext, r: AuthRecord, source: &str, raw: &[u8]) {
+    fn text_record(
+        &mut self,
+        ctx: &MonitorContext,
+        r: AuthRecord,
+        writer: Writer,
+        source: &str,
+        raw: &[u8],
+    ) {
+        if let Writer::Forged(why) = &writer {
+            // Reported as what it is, never as what it claims, and kept out of every count
+            // (a forged failure must not make an innocent address a brute-forcer).
+            ctx.emit(forged_event(&r, why, source, raw));
+            return;
+        }
         if self.duplicate(&r) {
             return;
         }
@@ -297,8 +322,16 @@ impl State {
                 self.recent.pop_front();
             }
         }
-        let sev = self.severity(&r, now);
-        ctx.emit(auth_event(&r, source, raw, sev));
+        let sev = match &writer {
+            Writer::Verified if !r.ambiguous => self.severity(&r, now),
+            // Counted toward no burst: only what is verified can raise an address to CRITICAL.
+            _ => severity::auth(r.kind.success()).max(if r.ambiguous {
+                Severity::Warning
+            } else {
+                Severity::Info
+            }),
+        };
+        ctx.emit(auth_event(&r, source, raw, sev, &writer));
     }
 
     fn severity(&mut self, r: &AuthRecord, now: Instant) -> Severity {
@@ -428,15 +461,45 @@ impl State {
                 u.kind, u.user, u.line, u.host
             );
             let sev = self.severity(&record, now);
-            ctx.emit(auth_event(&record, source, raw.as_bytes(), sev));
+            // wtmp and btmp are written by root and the login programs only.
+            ctx.emit(auth_event(
+                &record,
+                source,
+                raw.as_bytes(),
+                sev,
+                &Writer::Verified,
+            ));
         }
     }
 }
 
-fn auth_event(r: &AuthRecord, source: &str, raw: &[u8], severity: Severity) -> Event {
+fn auth_event(
+    r: &AuthRecord,
+    source: &str,
+    raw: &[u8],
+    severity: Severity,
+    writer: &Writer,
+) -> Event {
     let mut message = escape_bytes(r.describe().as_bytes());
     if r.occurrences > 1 {
         message.push_str(&format!(" (x{})", r.occurrences));
+    }
+    let mut verification = match writer {
+        Writer::Verified => String::new(),
+        Writer::Unverified(why) | Writer::Forged(why) => why.clone(),
+    };
+    if r.ambiguous {
+        verification = if verification.is_empty() {
+            r.detail.clone()
+        } else {
+            format!("{verification}; {}", r.detail)
+        };
+    }
+    if !verification.is_empty() {
+        message.push_str(&format!(
+            " (unverified: {})",
+            escape_bytes(verification.as_bytes())
+        ));
     }
     Event {
         timestamp_ns: now_ns(),
@@ -459,9 +522,35 @@ fn auth_event(r: &AuthRecord, source: &str, raw: &[u8], severity: Severity) -> E
             log_source: source.into(),
             raw: String::from_utf8_lossy(&raw[..raw.len().min(RAW_KEPT)]).into_owned(),
             pid: r.pid,
+            verified: verification.is_empty(),
+            verification,
         })),
         ..Default::default()
     }
+}
+
+/// A line that claims a program which did not write it: a WARNING of its own, carrying what it
+/// claimed (in `raw`, `service`, `pid`) and who wrote it, as far as is known.
+fn forged_event(r: &AuthRecord, why: &str, source: &str, raw: &[u8]) -> Event {
+    let message = format!(
+        "Forged auth log line in {}: {}; it reads: {}",
+        escape_bytes(source.as_bytes()),
+        escape_bytes(why.as_bytes()),
+        escape_bytes(r.describe().as_bytes())
+    );
+    let mut e = auth_event(
+        r,
+        source,
+        raw,
+        Severity::Warning,
+        &Writer::Forged(why.to_owned()),
+    );
+    e.message = message;
+    if let Some(event::Details::Auth(a)) = &mut e.details {
+        a.action = AuthAction::ForgedLine as i32;
+        a.success = false;
+    }
+    e
 }
 
 /// The contract's name for a kind of record.
@@ -495,7 +584,12 @@ fn start_journal() -> Option<Journal> {
     if !Path::new("/run/systemd/journal/socket").exists() {
         return None;
     }
-    let mut cmd = Command::new("journalctl");
+    // By its absolute path: never whatever `journalctl` comes first in PATH.
+    let journalctl = ["/usr/bin/journalctl", "/bin/journalctl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let mut cmd = Command::new(journalctl);
+    cmd.env_clear();
     cmd.args(["--follow", "--lines=0", "--output=json", "--no-pager"]);
     for id in JOURNAL_IDENTIFIERS {
         cmd.arg(format!("--identifier={id}"));
@@ -521,9 +615,9 @@ fn start_journal() -> Option<Journal> {
     Some(Journal { child, lines })
 }
 
-/// One `journalctl -o json` entry → a record. MESSAGE may be an array of bytes when it is not
-/// UTF-8.
-fn journal_record(line: &str) -> Option<AuthRecord> {
+/// One `journalctl -o json` entry → a record, and journald's record of its sender. MESSAGE may
+/// be an array of bytes when it is not UTF-8.
+fn journal_record(line: &str) -> Option<(AuthRecord, verify::Sender)> {
     let v: Value = serde_json::from_str(line).ok()?;
     let program = v.get("SYSLOG_IDENTIFIER")?.as_str()?;
     let message = match v.get("MESSAGE")? {
@@ -537,11 +631,15 @@ fn journal_record(line: &str) -> Option<AuthRecord> {
         .into_owned(),
         _ => return None,
     };
-    let pid = v
-        .get("_PID")
-        .and_then(Value::as_str)
-        .and_then(|p| p.parse().ok());
-    parse::parse_message(program, pid, &message)
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let pid = field("_PID").parse().ok();
+    let sender = verify::Sender {
+        uid: field("_UID").parse().ok(),
+        pid: pid.unwrap_or(0),
+        comm: field("_COMM"),
+        exe: field("_EXE"),
+    };
+    Some((parse::parse_message(program, pid, &message)?, sender))
 }
 
 /// Where each followed log was read to: `{"/var/log/auth.log": {"ino": …, "offset": …}, …}`.
@@ -592,8 +690,9 @@ mod tests {
 
     #[test]
     fn journal_entries_are_parsed_including_byte_array_messages() {
-        let line = r#"{"SYSLOG_IDENTIFIER":"sshd","_PID":"42","MESSAGE":"Failed password for root from 192.0.2.9 port 4242 ssh2"}"#;
-        let r = journal_record(line).unwrap();
+        let line = r#"{"SYSLOG_IDENTIFIER":"sshd","_PID":"42","_UID":"0","_COMM":"sshd","_EXE":"/usr/sbin/sshd","MESSAGE":"Failed password for root from 192.0.2.9 port 4242 ssh2"}"#;
+        let (r, sender) = journal_record(line).unwrap();
+        assert_eq!((sender.uid, sender.comm.as_str()), (Some(0), "sshd"));
         assert_eq!(
             (r.kind, r.user.as_str(), r.pid, r.source_port),
             (AuthKind::SshFailed, "root", 42, 4242)
@@ -601,7 +700,7 @@ mod tests {
         let bytes: Vec<u8> = b"Invalid user b\xffd from 192.0.2.9 port 1".to_vec();
         let line = serde_json::json!({"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": bytes}).to_string();
         assert_eq!(
-            journal_record(&line).unwrap().kind,
+            journal_record(&line).unwrap().0.kind,
             AuthKind::SshInvalidUser
         );
         assert!(journal_record("not json").is_none());

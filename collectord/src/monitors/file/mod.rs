@@ -249,6 +249,12 @@ pub fn file_event(c: &Change) -> Event {
     } else {
         what
     };
+    if c.coalesced > 0 {
+        message.push_str(&format!(
+            " (and {} more writes before it, in one report)",
+            c.coalesced
+        ));
+    }
     if let Some(b) = &c.by {
         let name = std::path::Path::new(std::ffi::OsStr::from_bytes(&b.exe))
             .file_name()

@@ -28,6 +28,11 @@ use sec_tracker_proto::v1::FileAction;
 const MOVE_PAIRING: Duration = Duration::from_millis(500);
 /// A created file still open for writing after this is reported as created anyway.
 const CREATE_SETTLE: Duration = Duration::from_secs(2);
+/// A file at least this large is hashed at most once per [`REHASH_EVERY`]: a writer closing a
+/// 64 MiB file in a loop would otherwise have collectord read all of it every time. The writes in
+/// between are folded into one report when the interval ends; none is lost.
+const BIG_FILE: u64 = 1024 * 1024;
+const REHASH_EVERY: Duration = Duration::from_secs(5);
 /// Changes [`Watcher::read`] returns at most (give or take one inotify read) before the caller
 /// emits them: about 10 ms of stat and hashing.
 const EMIT_EVERY: usize = 256;
@@ -42,6 +47,8 @@ pub struct Change {
     pub while_down: bool,
     /// Who wrote it (modifications, where fanotify is available).
     pub by: Option<Attribution>,
+    /// Further writes folded into this one (a large file rewritten faster than it is re-hashed).
+    pub coalesced: u32,
 }
 
 impl Change {
@@ -59,6 +66,7 @@ impl Change {
             after,
             while_down: false,
             by: None,
+            coalesced: 0,
         }
     }
 }
@@ -149,6 +157,11 @@ pub(super) struct Watcher {
     progress: Box<dyn Fn() + Send>,
     pending_creates: HashMap<Vec<u8>, Instant>,
     pending_moves: HashMap<u32, (Vec<u8>, Instant)>,
+    /// Large files hashed lately, and when.
+    hashed_big: HashMap<Vec<u8>, Instant>,
+    /// Large files written again before their next hash is due: when it is, the writes so far,
+    /// and the first writer.
+    deferred: HashMap<Vec<u8>, (Instant, u32, Option<Attribution>)>,
     watch_limit_reported: bool,
     pub notices: Vec<Notice>,
     pub dirty: bool,
@@ -210,6 +223,8 @@ impl Watcher {
             progress: Box::new(|| {}),
             pending_creates: HashMap::new(),
             pending_moves: HashMap::new(),
+            hashed_big: HashMap::new(),
+            deferred: HashMap::new(),
             watch_limit_reported: false,
             notices: Vec::new(),
             dirty: false,
@@ -540,35 +555,29 @@ impl Watcher {
                 }
             }
         } else if mask.contains(EventMask::CLOSE_WRITE) {
-            let before = self.baseline.get(&path).cloned();
-            let after = self.stat(&path);
-            if let Some(s) = &after {
-                self.keep(&path, s.clone());
-            }
             let by = self.attributor.as_mut().and_then(|a| a.take(&path));
             if self.pending_creates.remove(&path).is_some() {
+                let after = self.stat(&path);
+                if let Some(s) = &after {
+                    self.keep(&path, s.clone());
+                }
                 out.push(Change {
                     by,
                     ..Change::new(FileAction::Created, &path, None, after)
                 });
-            } else {
-                let unchanged = match (&before, &after) {
-                    (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => {
-                        b.sha256 == a.sha256
-                    }
-                    (Some(b), Some(a)) => b.same_content_metadata(a),
-                    _ => false,
-                };
-                if !unchanged {
-                    out.push(Change {
-                        by,
-                        ..Change::new(FileAction::Modified, &path, before, after)
-                    });
+            } else if let Some(due) = self.rehash_due(&path) {
+                let d = self.deferred.entry(path).or_insert((due, 0, None));
+                d.1 += 1;
+                if d.2.is_none() {
+                    d.2 = by;
                 }
+            } else {
+                self.modified(&path, by, 0, out);
             }
         } else if mask.contains(EventMask::DELETE) {
             let before = self.baseline.remove(&path);
             self.pending_creates.remove(&path);
+            self.deferred.remove(&path);
             if is_dir {
                 self.unwatch_tree(&path);
                 self.baseline.retain(|k, _| !is_under(k, &path));
@@ -582,6 +591,7 @@ impl Watcher {
                     let replaced = self.baseline.get(&path).cloned();
                     let moved = self.baseline.remove(&old);
                     self.pending_creates.remove(&old);
+                    self.deferred.remove(&old);
                     if is_dir {
                         self.rename_tree(&old, &path);
                     }
@@ -600,6 +610,7 @@ impl Watcher {
                         after,
                         while_down: false,
                         by: None,
+                        coalesced: 0,
                     });
                 }
                 None => {
@@ -647,9 +658,64 @@ impl Watcher {
         }
     }
 
-    /// Expires rename halves and long-open creations; call regularly.
+    /// A close-write of `path`, hashed now: reported when its content changed.
+    fn modified(
+        &mut self,
+        path: &[u8],
+        by: Option<Attribution>,
+        coalesced: u32,
+        out: &mut Vec<Change>,
+    ) {
+        let before = self.baseline.get(path).cloned();
+        let after = self.stat(path);
+        if let Some(s) = &after {
+            if s.size >= BIG_FILE {
+                self.hashed_big.insert(path.to_vec(), Instant::now());
+            }
+            self.keep(path, s.clone());
+        }
+        let unchanged = match (&before, &after) {
+            (Some(b), Some(a)) if b.sha256.is_some() && a.sha256.is_some() => b.sha256 == a.sha256,
+            (Some(b), Some(a)) => b.same_content_metadata(a),
+            _ => false,
+        };
+        if !unchanged {
+            out.push(Change {
+                by,
+                coalesced,
+                ..Change::new(FileAction::Modified, path, before, after)
+            });
+        }
+    }
+
+    /// When a large file hashed less than [`REHASH_EVERY`] ago may be hashed again; None when it
+    /// may be now (small, or not hashed lately).
+    fn rehash_due(&self, path: &[u8]) -> Option<Instant> {
+        if let Some(d) = self.deferred.get(path) {
+            return Some(d.0);
+        }
+        let last = *self.hashed_big.get(path)?;
+        let due = last + REHASH_EVERY;
+        (Instant::now() < due).then_some(due)
+    }
+
+    /// Expires rename halves and long-open creations, and hashes the large files whose deferred
+    /// re-hash is due; call regularly.
     pub(super) fn tick(&mut self, out: &mut Vec<Change>) {
         let now = Instant::now();
+        let due: Vec<Vec<u8>> = self
+            .deferred
+            .iter()
+            .filter(|(_, (at, _, _))| now >= *at)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            if let Some((_, writes, by)) = self.deferred.remove(&p) {
+                self.modified(&p, by, writes.saturating_sub(1), out);
+            }
+        }
+        self.hashed_big
+            .retain(|_, at| now.duration_since(*at) < REHASH_EVERY);
         let expired: Vec<u32> = self
             .pending_moves
             .iter()

@@ -105,6 +105,7 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
     let mut tracker = Tracker::new(max_cmdline);
     tracker.seed_from_proc();
+    ctx.processes.watching();
     ctx.health
         .set_state(MonitorState::Running, "kernel process connector");
     tracing::info!("process monitor: kernel process connector subscribed");
@@ -167,7 +168,11 @@ fn handle(
             tracker.fork(parent_tgid, child_tgid, clock.utc(ts_ns));
         }
         ProcEvent::Exec { tgid, ts_ns, .. } => {
-            ctx.emit(tracker.exec(tgid, clock.utc(ts_ns)));
+            let e = tracker.exec(tgid, clock.utc(ts_ns));
+            if let Some(sec_tracker_proto::v1::event::Details::Process(p)) = &e.details {
+                ctx.processes.started(tgid, &p.exe);
+            }
+            ctx.emit(e);
         }
         // Threads exit (and change ids under glibc's setxid broadcast) one by one; report the
         // process once, through its main thread.
@@ -178,16 +183,23 @@ fn handle(
             ts_ns,
             ..
         } if pid == tgid => {
-            ctx.emit(tracker.exit(tgid, Some(exit_code), clock.utc(ts_ns)));
+            let e = tracker.exit(tgid, Some(exit_code), clock.utc(ts_ns));
+            if let Some(sec_tracker_proto::v1::event::Details::Process(p)) = &e.details {
+                ctx.processes.exited(tgid, &p.exe);
+            }
+            ctx.emit(e);
         }
+        // Any thread's change: a raw setresuid in one thread changes only that thread.
         ProcEvent::Uid {
             pid,
             tgid,
             ruid,
             euid,
             ts_ns,
-        } if pid == tgid => {
-            ctx.emit(tracker.uid_change(tgid, ruid, euid, clock.utc(ts_ns)));
+        } => {
+            if let Some(e) = tracker.uid_change(tgid, pid, ruid, euid, clock.utc(ts_ns)) {
+                ctx.emit(e);
+            }
         }
         ProcEvent::Gid {
             pid,

@@ -13,6 +13,8 @@ pub struct Status {
     pub ppid: u32,
     pub uid: u32,
     pub euid: u32,
+    /// The saved set-user-id: root kept there can be taken back at any moment.
+    pub suid: u32,
     pub gid: u32,
     pub egid: u32,
     pub zombie: bool,
@@ -42,6 +44,7 @@ pub fn parse_status(text: &[u8]) -> Option<Status> {
                     .filter(|f| !f.is_empty());
                 s.uid = it.next().and_then(parse_u32).unwrap_or(0);
                 s.euid = it.next().and_then(parse_u32).unwrap_or(0);
+                s.suid = it.next().and_then(parse_u32).unwrap_or(0);
             }
             b"Gid" => {
                 let mut it = value
@@ -183,6 +186,7 @@ mod tests {
                 ppid: 1000,
                 uid: 1000,
                 euid: 0,
+                suid: 0,
                 gid: 100,
                 egid: 101,
                 zombie: false

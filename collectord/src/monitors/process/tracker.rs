@@ -22,6 +22,8 @@ struct Known {
     exe: Vec<u8>,
     uid: u32,
     euid: u32,
+    /// Saved set-user-id.
+    suid: u32,
     ppid: u32,
     /// When the exec (or fork) was seen, in the event clock; 0 when seen at start.
     started_ns: i64,
@@ -57,6 +59,7 @@ impl Tracker {
                         exe: d.exe.clone(),
                         uid: s.uid,
                         euid: s.euid,
+                        suid: s.suid,
                         ppid: s.ppid,
                         started_ns: 0,
                     },
@@ -94,11 +97,11 @@ impl Tracker {
         let d: Details = self.reader.read(pid);
         let before = self.known.get(&pid).cloned();
         let missing = d.missing();
-        let (name, ppid, uid, euid, gid, egid) = match &d.status {
-            Some(s) => (s.name.clone(), s.ppid, s.uid, s.euid, s.gid, s.egid),
+        let (name, ppid, uid, euid, suid, gid, egid) = match &d.status {
+            Some(s) => (s.name.clone(), s.ppid, s.uid, s.euid, s.suid, s.gid, s.egid),
             None => {
                 let b = before.clone().unwrap_or_default();
-                (String::new(), b.ppid, b.uid, b.euid, 0, 0)
+                (String::new(), b.ppid, b.uid, b.euid, b.suid, 0, 0)
             }
         };
         let parent_name = self
@@ -129,6 +132,7 @@ impl Tracker {
                 exe: d.exe.clone(),
                 uid,
                 euid,
+                suid,
                 ppid,
                 started_ns,
             },
@@ -214,19 +218,40 @@ impl Tracker {
         )
     }
 
-    pub(super) fn uid_change(&mut self, pid: u32, ruid: u32, euid: u32, ts_ns: i64) -> Event {
+    /// A thread `tid` of process `pid` changed its real/effective uid. Every thread's change
+    /// counts (a raw `setresuid` in one thread changes only that thread), but a process is
+    /// reported once per change: glibc makes every thread change in turn, and those that bring
+    /// nothing new are skipped (None).
+    pub(super) fn uid_change(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ruid: u32,
+        euid: u32,
+        ts_ns: i64,
+    ) -> Option<Event> {
         let before = self.known.get(&pid).cloned();
+        if before
+            .as_ref()
+            .is_some_and(|k| k.uid == ruid && k.euid == euid)
+        {
+            return None;
+        }
         let name = before
             .as_ref()
             .map(|k| k.name.clone())
             .filter(|n| !n.is_empty())
             .or_else(|| self.reader.comm(pid))
             .unwrap_or_default();
+        // The executable itself (the link followed): setuid and owned by root.
         let exe_setuid_root = std::fs::metadata(format!("/proc/{pid}/exe"))
             .map(|m| m.mode() & 0o4000 != 0 && m.uid() == 0)
             .unwrap_or(false);
+        let had_root = before
+            .as_ref()
+            .map(|k| k.uid == 0 || k.euid == 0 || k.suid == 0);
+        let severity = severity::uid_change(had_root, ruid, euid, exe_setuid_root);
         let old_uid = before.as_ref().map(|k| k.uid);
-        let severity = severity::uid_change(old_uid, ruid, euid, &name, exe_setuid_root);
         let old_text = old_uid.map_or("?".to_owned(), |u| u.to_string());
         let user = self.users.name(ruid);
         let k = before.clone().unwrap_or_default();
@@ -235,14 +260,27 @@ impl Tracker {
             Known {
                 uid: ruid,
                 euid,
+                // A change into root may have set the saved uid too; one out of it only if both
+                // went (the saved uid is not in the event).
+                suid: if ruid == 0 || euid == 0 { 0 } else { k.suid },
                 name: name.clone(),
                 ..k.clone()
             },
         );
-        event(
+        let thread = if tid != pid {
+            format!(", thread {tid}")
+        } else {
+            String::new()
+        };
+        let why = if severity == Severity::Critical {
+            ": uid 0 gained without a setuid-root program"
+        } else {
+            ""
+        };
+        Some(event(
             ts_ns,
             severity,
-            format!("Process {name} (PID: {pid}) changed uid {old_text} -> {ruid} (euid {euid}, user {user})"),
+            format!("Process {name} (PID: {pid}{thread}) changed uid {old_text} -> {ruid} (euid {euid}, user {user}){why}"),
             ProcessEvent {
                 action: ProcessAction::UidChange as i32,
                 pid,
@@ -257,7 +295,7 @@ impl Tracker {
                 details_missing: old_uid.is_none(),
                 ..Default::default()
             },
-        )
+        ))
     }
 
     pub(super) fn gid_change(&mut self, pid: u32, rgid: u32, egid: u32, ts_ns: i64) -> Event {

@@ -178,6 +178,9 @@ pub struct AuthRecord {
     pub timestamp: String,
     /// The syslog header's host; empty from [`parse_message`].
     pub host: String,
+    /// The line can be read more than one way (sudo fields repeated in a user-chosen working
+    /// directory or command); `detail` says how.
+    pub ambiguous: bool,
 }
 
 impl Default for AuthRecord {
@@ -201,6 +204,7 @@ impl Default for AuthRecord {
             occurrences: 1,
             timestamp: String::new(),
             host: String::new(),
+            ambiguous: false,
         }
     }
 }

@@ -58,6 +58,9 @@ fn golden_json(r: &AuthRecord) -> String {
     if r.occurrences != 1 {
         fields.push(("occurrences", r.occurrences.into()));
     }
+    if r.ambiguous {
+        fields.push(("ambiguous", true.into()));
+    }
     fields.push(("message", r.describe().into()));
     let body: Vec<String> = fields
         .iter()
@@ -238,6 +241,27 @@ fn describe_examples() {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b == b'_'));
     }
+}
+
+/// A working directory named ` ; USER=nobody ; COMMAND=/usr/bin/id` cannot make a root command
+/// look like one run as nobody; a command whose arguments repeat the fields cannot either.
+#[test]
+fn sudo_fields_repeated_in_pwd_or_command_cannot_change_the_target() {
+    let r = one("Nov 26 14:09:18 h sudo: alice : TTY=pts/0 ; PWD=/tmp/x ; USER=nobody ; COMMAND=/usr/bin/id ; USER=root ; COMMAND=/bin/bash");
+    assert_eq!(r.target_user, "root");
+    assert_eq!(r.command, "/bin/bash");
+    assert_eq!(r.cwd, "/tmp/x ; USER=nobody ; COMMAND=/usr/bin/id");
+    assert!(r.ambiguous && r.detail.contains("ambiguous"), "{r:?}");
+    let r = one("Nov 26 14:09:18 h sudo: alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/echo a ; USER=nobody ; COMMAND=/bin/x");
+    assert_eq!(r.target_user, "root", "the worse reading");
+    assert!(r.ambiguous);
+    // An ordinary line is not ambiguous, whatever its command holds.
+    let r = one("Nov 26 14:09:18 h sudo: alice : TTY=pts/1 ; PWD=/srv ; USER=www-data ; COMMAND=/bin/sh -c a ; b");
+    assert_eq!(
+        (r.target_user.as_str(), r.command.as_str()),
+        ("www-data", "/bin/sh -c a ; b")
+    );
+    assert!(!r.ambiguous);
 }
 
 #[test]
