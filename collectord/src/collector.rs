@@ -56,7 +56,7 @@ impl Collector {
         opened: Opened,
     ) -> Arc<Collector> {
         let config = Arc::new(config);
-        let hub = Hub::new(config.agent.buffer_size as usize);
+        let hub = Hub::from_config(&config);
         let sampler = Arc::new(Mutex::new(SystemSampler::new()));
         let shutdown = CancellationToken::new();
         let m = &config.monitoring;
@@ -148,17 +148,23 @@ impl Collector {
     }
 
     pub fn status(&self) -> CollectorStatus {
-        let (oldest, latest, buffered) = self.hub.bounds();
+        let hub = self.hub.stats();
         let monitors: Vec<MonitorStatus> = self.health.iter().map(|h| h.status()).collect();
         CollectorStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             stream_id: self.hub.stream_id().into(),
             pid: std::process::id(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
-            latest_seq: latest,
-            oldest_seq: oldest,
-            buffer_size: self.hub.capacity() as u64,
-            buffered: buffered as u64,
+            latest_seq: hub.latest_seq,
+            oldest_seq: hub.oldest_seq,
+            buffer_size: self.config.agent.buffer_size,
+            buffered: hub.buffered,
+            buffer_bytes: self.config.agent.buffer_bytes,
+            buffered_bytes: hub.buffered_bytes,
+            evicted: Some(hub.evicted),
+            suppressed: Some(hub.suppressed),
+            flood_summaries: hub.flood_summaries,
+            flood_pending: hub.flood_pending,
             subscribers: self.hub.subscriber_count() as u32,
             subscriber_skipped: self.hub.skipped_total(),
             monitors,
@@ -193,7 +199,8 @@ impl Collector {
     }
 }
 
-/// Every second: a monitor busy on one step for longer than `stall_after` is marked stalled in
+/// Every second: flood summaries whose window is over are published (see [`Hub::tick`]); a
+/// monitor busy on one step for longer than `stall_after` is marked stalled in
 /// `status`, and said so in the stream (CRITICAL: the agent is blind there); when it moves
 /// again, it is restored and that is said too.
 async fn watchdog(
@@ -211,6 +218,7 @@ async fn watchdog(
         for h in health.iter().filter(|h| h.enabled) {
             check_stall(&hub, h, stall_after);
         }
+        hub.tick();
     }
 }
 
@@ -269,7 +277,7 @@ mod tests {
     /// said so in the stream, and restored when it moves again.
     #[tokio::test]
     async fn a_stuck_monitor_is_reported_stalled_then_recovered() {
-        let hub = Hub::new(100);
+        let hub = Hub::from_config(&Config::default());
         let mut stream = hub.subscribe(SubscribeRequest::default());
         let h = MonitorHealth::new("file_monitor", true);
         h.set_state(MonitorState::Running, "inotify on 3 directories");

@@ -1,63 +1,105 @@
-//! The event hub: numbers every event, keeps the most recent ones in a ring for replay, and fans
-//! them out to subscribers without ever letting a slow one hold up the monitors.
+//! The event hub: numbers every event, keeps the recent ones for replay, and hands them to
+//! subscribers without ever letting a slow one hold up the monitors.
 //!
-//! Publishing takes a short lock, appends to the ring and sends on a `broadcast` channel whose
-//! capacity is the ring's. Each subscriber has its own task that forwards from the broadcast
-//! receiver into a small bounded channel: when a subscriber falls more than a ring's worth
-//! behind, the broadcast receiver reports how many it skipped and the subscriber is told through
-//! a `Gap` — loss is counted and visible, never silent, and never slows anyone else.
+//! Publishing takes a short lock: the flood check ([`flood`]), a seq, the event encoded once, and
+//! a push into the [`ring`] (bounded in bytes, least severe out first). Every subscriber is a
+//! task with a cursor into that ring: it reads what is there, sends it into a small bounded
+//! channel towards its transport, and sleeps until the next publish. A subscriber that falls
+//! behind loses only what the ring evicted under its cursor, and is told exactly how much with
+//! a `Gap`: loss is counted and visible, never silent, and never slows anyone else.
 
-use std::collections::VecDeque;
+mod flood;
+mod ring;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use futures_util::{Stream, StreamExt};
+use prost::Message;
 use sec_tracker_proto::v1::{
-    subscribe_response::Item, Event, EventType, Gap, GapReason, Severity, StreamHello,
-    SubscribeRequest, SubscribeResponse,
+    subscribe_response_encoded::Item, Event, EventType, Gap, GapReason, Severity, SeverityCounts,
+    StreamHello, SubscribeRequest, SubscribeResponse, SubscribeResponseEncoded,
 };
-use tokio::sync::{broadcast, mpsc};
+use sec_tracker_proto::Config;
+use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Events queued per subscriber between its forwarding task and its transport.
+use flood::Flood;
+pub use flood::FloodLimits;
+pub use ring::RingLimits;
+use ring::{Missing, Ring, Stored};
+
+/// Events queued per subscriber between its task and its transport.
 const SUBSCRIBER_QUEUE: usize = 256;
+/// Events a subscriber takes from the ring per lock.
+const READ_CHUNK: usize = 256;
 
 pub struct Hub {
     stream_id: String,
-    capacity: usize,
-    inner: Mutex<Ring>,
-    live: broadcast::Sender<Arc<Event>>,
+    inner: Mutex<Inner>,
+    /// Woken at every publish; subscribers wait on it when they have read everything.
+    published: Notify,
     subscribers: AtomicUsize,
     skipped: AtomicU64,
 }
 
-struct Ring {
-    events: VecDeque<Arc<Event>>,
-    next_seq: u64,
+struct Inner {
+    ring: Ring,
+    flood: Flood,
 }
 
-/// What a new subscriber gets, decided atomically with respect to publishing.
+/// The ring's and the flood check's state, for `status`.
+#[derive(Debug, Clone, Default)]
+pub struct HubStats {
+    pub oldest_seq: u64,
+    pub latest_seq: u64,
+    pub buffered: u64,
+    pub buffered_bytes: u64,
+    pub limits: Option<RingLimits>,
+    pub evicted: SeverityCounts,
+    pub suppressed: SeverityCounts,
+    pub flood_summaries: u64,
+    pub flood_pending: u64,
+}
+
+/// What a new subscriber starts from, decided atomically with respect to publishing.
 struct Attach {
     hello: StreamHello,
+    /// Told at once: what is gone before the first event the subscriber will get.
     gap: Option<Gap>,
-    replay: Vec<Arc<Event>>,
-    live: broadcast::Receiver<Arc<Event>>,
+    /// The first seq to read.
+    from: u64,
+    /// Why later missing seqs are missing, until the subscriber has caught up once.
+    catching_up: GapReason,
 }
 
 impl Hub {
-    pub fn new(capacity: usize) -> Arc<Hub> {
-        let capacity = capacity.max(1);
-        let (live, _) = broadcast::channel(capacity);
+    pub fn new(ring: RingLimits, flood: FloodLimits) -> Arc<Hub> {
         Arc::new(Hub {
             stream_id: new_stream_id(),
-            capacity,
-            inner: Mutex::new(Ring {
-                events: VecDeque::with_capacity(capacity.min(65_536)),
-                next_seq: 1,
+            inner: Mutex::new(Inner {
+                ring: Ring::new(ring),
+                flood: Flood::new(flood, Instant::now()),
             }),
-            live,
+            published: Notify::new(),
             subscribers: AtomicUsize::new(0),
             skipped: AtomicU64::new(0),
         })
+    }
+
+    /// The hub sized by `agent.buffer_size`/`buffer_bytes` and `monitoring.flood_*`.
+    pub fn from_config(config: &Config) -> Arc<Hub> {
+        Hub::new(
+            RingLimits {
+                min_events: usize::try_from(config.agent.buffer_size).unwrap_or(usize::MAX),
+                max_bytes: usize::try_from(config.agent.buffer_bytes).unwrap_or(usize::MAX),
+            },
+            FloodLimits {
+                per_source: config.monitoring.flood_limit,
+                window: config.monitoring.flood_window,
+            },
+        )
     }
 
     /// Random per collector start, so a subscriber can tell a restart from a gap.
@@ -65,111 +107,137 @@ impl Hub {
         &self.stream_id
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Numbers `event`, keeps it, and hands it to every live subscriber. Never blocks on them.
-    pub fn publish(&self, mut event: Event) -> u64 {
-        let mut ring = self.lock();
-        let seq = ring.next_seq;
-        ring.next_seq += 1;
-        event.seq = seq;
-        event.stream_id.clone_from(&self.stream_id);
-        let event = Arc::new(event);
-        if ring.events.len() == self.capacity {
-            ring.events.pop_front();
+    /// Numbers `event`, keeps it, and wakes the subscribers; never blocks on them. Returns its
+    /// seq, or None when the event was held back as part of a flood (and counted).
+    pub fn publish(&self, event: Event) -> Option<u64> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let summaries = inner.flood.summaries_due(now);
+        for s in summaries {
+            inner.keep(s, &self.stream_id);
         }
-        ring.events.push_back(Arc::clone(&event));
-        // An error only means nobody is subscribed right now.
-        let _ = self.live.send(event);
+        let seq = inner
+            .flood
+            .admit(&event)
+            .then(|| inner.keep(event, &self.stream_id));
+        drop(inner);
+        self.published.notify_waiters();
         seq
     }
 
-    /// (oldest retained seq, latest seq, retained count); 0 for none.
-    pub fn bounds(&self) -> (u64, u64, usize) {
-        let ring = self.lock();
-        let oldest = ring.events.front().map_or(0, |e| e.seq);
-        (oldest, ring.next_seq - 1, ring.events.len())
+    /// Publishes the flood summaries whose window is over, and gives back memory a flood left
+    /// behind. Called every second, so that a summary does not wait for the next event.
+    pub fn tick(&self) {
+        let mut inner = self.lock();
+        let summaries = inner.flood.summaries_due(Instant::now());
+        let any = !summaries.is_empty();
+        for s in summaries {
+            inner.keep(s, &self.stream_id);
+        }
+        inner.ring.trim();
+        drop(inner);
+        if any {
+            self.published.notify_waiters();
+        }
+    }
+
+    pub fn stats(&self) -> HubStats {
+        let inner = self.lock();
+        let latest = inner.ring.next_seq() - 1;
+        HubStats {
+            oldest_seq: inner.ring.oldest().unwrap_or(0),
+            latest_seq: latest,
+            buffered: inner.ring.len() as u64,
+            buffered_bytes: inner.ring.bytes() as u64,
+            limits: Some(inner.ring.limits()),
+            evicted: inner.ring.evicted(),
+            suppressed: inner.flood.suppressed(),
+            flood_summaries: inner.flood.summaries(),
+            flood_pending: inner.flood.pending(),
+        }
     }
 
     pub fn subscriber_count(&self) -> usize {
         self.subscribers.load(Ordering::Relaxed)
     }
 
-    /// Events skipped for slow subscribers, over all of them, since start.
+    /// Events live subscribers missed because they read too slowly, over all of them.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        // A panic while holding this lock leaves the ring consistent (every mutation is a single
-        // push/pop), so a poisoned lock is safe to keep using.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every mutation under this lock leaves the ring consistent (a push, then pops), so a
+        // poisoned lock is safe to keep using.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn attach(&self, req: &SubscribeRequest) -> Attach {
-        let ring = self.lock();
-        let live = self.live.subscribe();
-        let latest = ring.next_seq - 1;
-        let oldest = ring.events.front().map_or(latest + 1, |e| e.seq);
+        let inner = self.lock();
+        let next_seq = inner.ring.next_seq();
+        let latest = next_seq - 1;
+        let oldest = inner.ring.oldest();
         let hello = StreamHello {
             stream_id: self.stream_id.clone(),
-            oldest_seq: if ring.events.is_empty() { 0 } else { oldest },
+            oldest_seq: oldest.unwrap_or(0),
             latest_seq: latest,
         };
         let resuming = req.after_seq > 0 || !req.stream_id.is_empty();
         let same_stream = req.stream_id.is_empty() || req.stream_id == self.stream_id;
-        let mut gap = None;
-        // Where replay starts: the first seq the subscriber has not seen.
-        let from = if !resuming {
+        // Where the subscriber's reading starts, and why what is gone from there is gone.
+        let (from, reason) = if !resuming {
             if req.replay {
-                0
+                // Everything of this stream: what is no longer held is told as a gap, so a
+                // shipper's first start counts what the collector lost before it came.
+                (1, GapReason::RingOverrun)
             } else {
-                latest + 1
+                (next_seq, GapReason::SlowSubscriber)
             }
         } else if !same_stream {
-            // The collector restarted: everything of this stream is new to the subscriber.
-            let missed = oldest.saturating_sub(1);
-            gap = Some(Gap {
-                reason: GapReason::CollectorRestarted as i32,
-                missed,
-                first_missed_seq: if missed > 0 { 1 } else { 0 },
-                last_missed_seq: missed,
-                previous_stream_id: req.stream_id.clone(),
-            });
-            0
+            (1, GapReason::CollectorRestarted)
         } else {
-            let from = req.after_seq.saturating_add(1);
-            if from < oldest && from <= latest {
-                let last = oldest - 1;
-                gap = Some(Gap {
-                    reason: GapReason::RingOverrun as i32,
-                    missed: last - from + 1,
-                    first_missed_seq: from,
-                    last_missed_seq: last,
-                    previous_stream_id: String::new(),
-                });
-            }
-            from
+            (req.after_seq.saturating_add(1), GapReason::RingOverrun)
         };
-        let replay = ring
-            .events
-            .iter()
-            .filter(|e| e.seq >= from)
-            .cloned()
-            .collect();
+        // What is gone before the first event still held is told at once (for a restart, even
+        // when nothing is: the subscriber must learn that the stream changed).
+        let first_held = oldest.map_or(next_seq, |o| o.max(from));
+        let mut leading = Missing::default();
+        if from < first_held && from <= latest {
+            leading = Missing {
+                count: first_held.min(next_seq) - from,
+                first: from,
+                last: first_held.min(next_seq) - 1,
+            };
+        }
+        let gap = (leading.count > 0 || reason == GapReason::CollectorRestarted).then(|| {
+            gap(
+                reason,
+                leading,
+                if same_stream { "" } else { &req.stream_id },
+            )
+        });
         Attach {
             hello,
             gap,
-            replay,
-            live,
+            from: if leading.count > 0 {
+                leading.last + 1
+            } else {
+                from
+            },
+            catching_up: if reason == GapReason::CollectorRestarted {
+                GapReason::RingOverrun
+            } else {
+                reason
+            },
         }
     }
 
-    /// A stream of responses for one subscriber: hello, an optional gap, the replay, then live
-    /// events, all filtered by the request. Used by the gRPC service and by in-process readers.
-    pub fn subscribe(self: &Arc<Self>, req: SubscribeRequest) -> ReceiverStream<SubscribeResponse> {
+    /// A stream for one subscriber, as collectord serves it: hello, an optional gap, the replay,
+    /// then live events, all filtered by the request, each event as encoded at publish.
+    pub fn subscribe_encoded(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+    ) -> ReceiverStream<SubscribeResponseEncoded> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let attach = self.attach(&req);
         let hub = Arc::clone(self);
@@ -181,78 +249,117 @@ impl Hub {
         });
         ReceiverStream::new(rx)
     }
+
+    /// The same stream decoded, for readers in this process (`sec-trackerctl` without a daemon).
+    pub fn subscribe(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+    ) -> impl Stream<Item = SubscribeResponse> + Send + Unpin + 'static {
+        self.subscribe_encoded(req).filter_map(|r| {
+            // The hub encoded these itself: a failure would be a bug, and is skipped.
+            std::future::ready(r.decode().ok())
+        })
+    }
 }
 
-async fn forward(hub: &Hub, attach: Attach, filter: &Filter, tx: &mpsc::Sender<SubscribeResponse>) {
+impl Inner {
+    /// Numbers, stamps, encodes and keeps one event.
+    fn keep(&mut self, mut event: Event, stream_id: &str) -> u64 {
+        let seq = self.ring.take_seq();
+        event.seq = seq;
+        event.stream_id = stream_id.to_owned();
+        let encoded = event.encode_to_vec().into();
+        self.ring.push(Stored {
+            seq,
+            r#type: event.r#type,
+            severity: event.severity,
+            encoded,
+        });
+        seq
+    }
+}
+
+async fn forward(
+    hub: &Hub,
+    attach: Attach,
+    filter: &Filter,
+    tx: &mpsc::Sender<SubscribeResponseEncoded>,
+) {
     let Attach {
         hello,
-        gap,
-        replay,
-        mut live,
+        gap: first_gap,
+        from,
+        catching_up,
     } = attach;
     if tx.send(item(Item::Hello(hello))).await.is_err() {
         return;
     }
-    if let Some(gap) = gap {
-        if tx.send(item(Item::Gap(gap))).await.is_err() {
+    if let Some(g) = first_gap {
+        if tx.send(item(Item::Gap(g))).await.is_err() {
             return;
         }
     }
-    let mut last_sent = 0u64;
-    let mut last_log: Option<std::time::Instant> = None;
+    let mut next = from;
+    let mut reason = catching_up;
+    let mut chunk = Vec::with_capacity(READ_CHUNK);
+    let mut last_log: Option<Instant> = None;
     let mut skipped_since_log = 0u64;
-    for e in replay {
-        last_sent = e.seq;
-        if filter.accepts(&e) && tx.send(event_item(&e)).await.is_err() {
-            return;
-        }
-    }
     loop {
-        match live.recv().await {
-            Ok(e) => {
-                if e.seq <= last_sent {
-                    continue; // already replayed
-                }
-                last_sent = e.seq;
-                if filter.accepts(&e) && tx.send(event_item(&e)).await.is_err() {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                hub.skipped.fetch_add(n, Ordering::Relaxed);
+        // Registered before reading, so a publish between the read and the wait is not missed.
+        let published = hub.published.notified();
+        tokio::pin!(published);
+        published.as_mut().enable();
+        let read = hub.lock().ring.read(next, READ_CHUNK, &mut chunk);
+        next = read.next;
+        if read.missing.count > 0 {
+            if reason == GapReason::SlowSubscriber {
+                hub.skipped.fetch_add(read.missing.count, Ordering::Relaxed);
                 // At most one line a minute per subscriber: the count is in status and the gap.
-                skipped_since_log += n;
+                skipped_since_log += read.missing.count;
                 if last_log.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
                     tracing::warn!(
                         skipped = skipped_since_log,
-                        "a subscriber read too slowly and was skipped ahead"
+                        "a subscriber read too slowly and missed events the ring no longer held"
                     );
                     skipped_since_log = 0;
-                    last_log = Some(std::time::Instant::now());
-                }
-                let gap = Gap {
-                    reason: GapReason::SlowSubscriber as i32,
-                    missed: n,
-                    first_missed_seq: last_sent + 1,
-                    last_missed_seq: last_sent + n,
-                    previous_stream_id: String::new(),
-                };
-                last_sent += n;
-                if tx.send(item(Item::Gap(gap))).await.is_err() {
-                    return;
+                    last_log = Some(Instant::now());
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            if tx
+                .send(item(Item::Gap(gap(reason, read.missing, ""))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        for e in chunk.drain(..) {
+            if filter.accepts(&e) && tx.send(item(Item::Event(e.encoded))).await.is_err() {
+                return;
+            }
+        }
+        if read.caught_up {
+            reason = GapReason::SlowSubscriber;
+            tokio::select! {
+                _ = published => {}
+                _ = tx.closed() => return,
+            }
         }
     }
 }
 
-fn item(i: Item) -> SubscribeResponse {
-    SubscribeResponse { item: Some(i) }
+fn gap(reason: GapReason, missing: Missing, previous_stream_id: &str) -> Gap {
+    Gap {
+        reason: reason as i32,
+        missed: missing.count,
+        first_missed_seq: missing.first,
+        last_missed_seq: missing.last,
+        previous_stream_id: previous_stream_id.to_owned(),
+    }
 }
 
-fn event_item(e: &Event) -> SubscribeResponse {
-    item(Item::Event(e.clone()))
+fn item(i: Item) -> SubscribeResponseEncoded {
+    SubscribeResponseEncoded { item: Some(i) }
 }
 
 /// Server-side filter by type and minimum severity.
@@ -274,7 +381,7 @@ impl Filter {
         }
     }
 
-    fn accepts(&self, e: &Event) -> bool {
+    fn accepts(&self, e: &Stored) -> bool {
         (self.types.is_empty() || self.types.contains(&e.r#type))
             && e.severity >= self.min_severity.max(Severity::Info as i32)
     }

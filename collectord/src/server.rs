@@ -4,11 +4,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use sec_tracker_proto::v1::collector_server::{Collector as CollectorApi, CollectorServer};
 use sec_tracker_proto::v1::{
-    CollectorStatus, SnapshotRequest, StatusRequest, SubscribeRequest, SubscribeResponse,
+    CollectorStatus, SnapshotRequest, StatusRequest, SubscribeRequest, SubscribeResponseEncoded,
     SystemInfo,
 };
+// The Collector service of the contract, streaming each event as it was encoded at publish.
+use sec_tracker_proto::wire::collector_server::{Collector as CollectorApi, CollectorServer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -36,13 +37,14 @@ impl CollectorApi for CollectorService {
         Ok(Response::new(self.collector.snapshot().await))
     }
 
-    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
+    type SubscribeStream =
+        Pin<Box<dyn Stream<Item = Result<SubscribeResponseEncoded, Status>> + Send>>;
 
     async fn subscribe(
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let stream = self.collector.hub().subscribe(req.into_inner());
+        let stream = self.collector.hub().subscribe_encoded(req.into_inner());
         let stop = self.collector.shutdown_token().cancelled_owned();
         let stream = stream.map(Ok).take_until(stop);
         Ok(Response::new(Box::pin(stream)))

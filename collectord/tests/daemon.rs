@@ -291,7 +291,7 @@ async fn an_overrun_ring_is_reported_as_a_gap_with_the_exact_count() {
     }
     let d = Daemon::start(
         Path::new(BIN),
-        r#"{"agent": {"buffer_size": 16}, "monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#,
+        r#"{"agent": {"buffer_size": 16, "buffer_bytes": 65536}, "monitoring": {"file_monitor": false, "auth_monitor": false, "network_monitor": false}}"#,
     );
     let mut client = d.client().await;
     let stream_id = client
@@ -300,7 +300,8 @@ async fn an_overrun_ring_is_reported_as_a_gap_with_the_exact_count() {
         .unwrap()
         .into_inner()
         .stream_id;
-    for _ in 0..30 {
+    // Far more than 64 KiB of events (a few hundred bytes each).
+    for _ in 0..600 {
         Command::new("/bin/true").status().unwrap();
     }
     eventually("the ring to overrun", Duration::from_secs(10), || {

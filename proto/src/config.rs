@@ -24,6 +24,9 @@ pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
 pub const DEFAULT_SHIPPER_USER: &str = "sec-tracker";
 /// Where the daemons keep their state.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sec-tracker";
+/// 32 MiB: at a few hundred bytes an event, a minute or more of 2,000 events/s, so a shipper
+/// restart (or a short outage of its disk) loses nothing.
+pub const DEFAULT_BUFFER_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A value that must never be printed: the server API key.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -82,8 +85,12 @@ pub struct AgentConfig {
     pub id: String,
     pub name: String,
     pub report_interval: Duration,
-    /// How many recent events collectord keeps for replay.
+    /// The ring of recent events collectord keeps for replay holds at least this many events,
+    /// however large they are...
     pub buffer_size: u64,
+    /// ...and beyond that as many as fit in this many bytes (encoded events), taken only as
+    /// events arrive. When full, the least severe events go first.
+    pub buffer_bytes: u64,
     pub max_queue_size: u64,
     pub enable_tls: bool,
     /// the collector's socket.
@@ -122,6 +129,11 @@ pub struct MonitoringConfig {
     pub max_files: u64,
     /// A monitor busy this long on one step (a read that never returns) is reported stalled.
     pub stall_after: Duration,
+    /// Events one source (a program, a directory, an address) may publish per `flood_window`;
+    /// past it its INFO and WARNING events are counted, not published, and one summary event
+    /// says how many (CRITICAL events always pass).
+    pub flood_limit: u64,
+    pub flood_window: Duration,
     /// the text auth logs to follow (those that exist).
     pub auth_logs: Vec<PathBuf>,
 }
@@ -154,6 +166,7 @@ impl Default for Config {
                 name: String::new(),
                 report_interval: Duration::from_secs(60),
                 buffer_size: 1000,
+                buffer_bytes: DEFAULT_BUFFER_BYTES,
                 max_queue_size: 10_000,
                 enable_tls: true,
                 collector_socket: PathBuf::from(DEFAULT_COLLECTOR_SOCKET),
@@ -179,6 +192,8 @@ impl Default for Config {
                 max_hash_bytes: 64 * 1024 * 1024,
                 max_files: 200_000,
                 stall_after: Duration::from_secs(30),
+                flood_limit: 50_000,
+                flood_window: Duration::from_secs(10),
                 auth_logs: vec![
                     PathBuf::from("/var/log/auth.log"),
                     PathBuf::from("/var/log/secure"),
@@ -368,6 +383,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.string("name", &mut v.name);
                 s.duration("report_interval", &mut v.report_interval);
                 s.int("buffer_size", 1, 10_000_000, &mut v.buffer_size);
+                s.int("buffer_bytes", 64 * 1024, 4 << 30, &mut v.buffer_bytes);
                 s.int("max_queue_size", 1, 100_000_000, &mut v.max_queue_size);
                 s.bool("enable_tls", &mut v.enable_tls);
                 s.path("collector_socket", &mut v.collector_socket);
@@ -396,6 +412,8 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.int("max_hash_bytes", 0, u64::MAX, &mut v.max_hash_bytes);
                 s.int("max_files", 1, 100_000_000, &mut v.max_files);
                 s.duration("stall_after", &mut v.stall_after);
+                s.int("flood_limit", 1, u64::MAX, &mut v.flood_limit);
+                s.duration("flood_window", &mut v.flood_window);
                 s.path_list("auth_logs", &mut v.auth_logs);
             }
             _ => {
@@ -442,6 +460,15 @@ fn check_cross_field(c: &Config, problems: &mut Vec<Problem>) {
         problems.push(Problem {
             key: "server.client_cert".into(),
             message: "client_cert and client_key go together: set both or neither".into(),
+        });
+    }
+    if c.monitoring.flood_window < Duration::from_secs(1) {
+        problems.push(Problem {
+            key: "monitoring.flood_window".into(),
+            message: format!(
+                "must be at least 1s, got {}",
+                humantime::format_duration(c.monitoring.flood_window)
+            ),
         });
     }
     // A missing API key is shipperd's concern (it may come from api_key_file or the

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use crate::v1::{
     event, AgentNotice, AuthAction, AuthEvent, CollectorStatus, Direction, Event, EventType,
     FileAction, FileEvent, Gap, GapReason, MonitorState, NetworkAction, NetworkEvent,
-    ProcessAction, ProcessEvent, Severity, ShipperState, ShipperStatus, SocketState, SystemInfo,
+    ProcessAction, ProcessEvent, Severity, SeverityCounts, ShipperState, ShipperStatus,
+    SocketState, SystemInfo,
 };
 
 /// How an enum of the contract is spelled in JSON, filters and the human output.
@@ -459,6 +460,7 @@ pub fn shipper_metrics_json(s: &ShipperStatus) -> Value {
         "events_received": s.events_received,
         "events_sent": s.events_sent,
         "events_dropped": s.events_dropped,
+        "events_dropped_by_severity": severity_counts_json(s.dropped.as_ref()),
         "events_dead_lettered": s.events_dead_lettered,
         "collector_gaps_missed": s.collector_gaps_missed,
         "queue_depth": s.queue_depth,
@@ -467,10 +469,31 @@ pub fn shipper_metrics_json(s: &ShipperStatus) -> Value {
         "last_success": if s.last_success_ns > 0 { rfc3339_seconds(s.last_success_ns) } else { String::new() },
         "last_error": s.last_error,
         "collector_connected": s.collector_connected,
+        "last_received_seq": s.last_received_seq,
         "state": s.state().name(),
         "batches_sent": s.batches_sent,
         "batches_resent": s.batches_resent,
         "rss_bytes": s.rss_bytes,
+    })
+}
+
+/// `{"info": n, "warning": n, "critical": n}` (zeros when absent).
+pub fn severity_counts_json(c: Option<&SeverityCounts>) -> Value {
+    let c = c.copied().unwrap_or_default();
+    json!({"info": c.info, "warning": c.warning, "critical": c.critical})
+}
+
+/// What collectord lost and held back, by severity, for shipperd's health report.
+pub fn collector_losses_json(s: &CollectorStatus) -> Value {
+    json!({
+        "stream_id": s.stream_id,
+        "buffered": s.buffered,
+        "buffered_bytes": s.buffered_bytes,
+        "evicted": severity_counts_json(s.evicted.as_ref()),
+        "suppressed": severity_counts_json(s.suppressed.as_ref()),
+        "flood_summaries": s.flood_summaries,
+        "flood_pending": s.flood_pending,
+        "subscriber_skipped": s.subscriber_skipped,
     })
 }
 
@@ -496,6 +519,12 @@ pub fn collector_status_json(s: &CollectorStatus) -> Value {
         "oldest_seq": s.oldest_seq,
         "buffer_size": s.buffer_size,
         "buffered": s.buffered,
+        "buffer_bytes": s.buffer_bytes,
+        "buffered_bytes": s.buffered_bytes,
+        "evicted": severity_counts_json(s.evicted.as_ref()),
+        "suppressed": severity_counts_json(s.suppressed.as_ref()),
+        "flood_summaries": s.flood_summaries,
+        "flood_pending": s.flood_pending,
         "subscribers": s.subscribers,
         "subscriber_skipped": s.subscriber_skipped,
         "rss_bytes": s.rss_bytes,

@@ -4,11 +4,12 @@
 #   file-monitor.sh  file event coverage and latency vs inotifywait; /usr/bin baseline time
 #   shipping.sh      shipperd throughput, latency, bytes per event, memory and CPU
 #   overhead.sh      collectord and shipperd CPU and memory: idle, 1,000 exec/s, 1,000 writes/s
+#   ring.sh          collectord RSS with its ring empty and full (32 MiB of events, no reader)
 # Each script prints its medians as `RESULT|benchmark|sec-tracker|peer|note` lines; this collects
 # them into `| benchmark | sec-tracker | peer | note |`, printed and written to OUT. A script that
 # fails gets a FAILED row (its log is kept) and the suite goes on; the exit status is then 1.
 #
-# Usage: sudo scripts/bench/run-all.sh [exec-storm file-monitor shipping overhead]   (a subset)
+# Usage: sudo scripts/bench/run-all.sh [exec-storm file-monitor shipping overhead ring]   (a subset)
 # Env:   QUICK=1   smoke run: tiny counts, 1 run, 5 s phases (minutes, not hours; figures meaningless)
 #        OUT=target/bench-results.md   LOG_DIR=target/bench-logs
 #        and each script's own variables (RUNS, COUNT, FILES, SECONDS_PER_RUN, SECONDS_PER_PHASE, …),
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (exec-storm, file-monitor and overhead need it)"; exit 1; }
 OUT=${OUT:-$PWD/target/bench-results.md}
 LOG_DIR=${LOG_DIR:-$PWD/target/bench-logs}
-ALL=(exec-storm file-monitor shipping overhead)
+ALL=(exec-storm file-monitor shipping overhead ring)
 SELECTED=("$@")
 [ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ALL[@]}")
 for s in "${SELECTED[@]}"; do

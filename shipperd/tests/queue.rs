@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use sec_tracker_proto::v1::{Severity, SeverityCounts};
 use shipperd::queue::{
     Batch, NewEvent, OpenReport, Queue, QueueError, QueuedEvent, Stats, Waiting,
 };
@@ -27,6 +28,16 @@ fn event(stream: &str, seq: u64, len: usize) -> NewEvent {
         seq,
         timestamp_ns: 1_700_000_000_000_000_000 + seq as i64,
         payload,
+        severity: severity_of(len),
+    }
+}
+
+/// A mix of severities, decided by the payload size so that the model can vary it.
+fn severity_of(len: usize) -> Severity {
+    match len % 7 {
+        0 => Severity::Critical,
+        1 | 2 => Severity::Warning,
+        _ => Severity::Info,
     }
 }
 
@@ -130,6 +141,7 @@ struct Model {
     received: u64,
     sent: u64,
     dropped: u64,
+    dropped_by: [u64; 3],
     dead_lettered: u64,
     gaps: u64,
     resume: Option<(String, u64)>,
@@ -188,6 +200,11 @@ impl Model {
             received_total: self.received,
             sent_total: self.sent,
             dropped_total: self.dropped,
+            dropped: SeverityCounts {
+                info: self.dropped_by[0],
+                warning: self.dropped_by[1],
+                critical: self.dropped_by[2],
+            },
             dead_lettered_total: self.dead_lettered,
             gaps_missed_total: self.gaps,
             in_flight: self.in_flight() as u64,
@@ -293,7 +310,20 @@ fn run_model(max: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let in_flight = m.in_flight();
                     let excess = (m.events.len() as u64).saturating_sub(h.max) as usize;
                     expect = excess.min(m.events.len() - in_flight);
-                    m.events.drain(in_flight..in_flight + expect);
+                    // The oldest waiting INFO events go first, then WARNING, then CRITICAL.
+                    let mut left = expect;
+                    for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+                        let mut i = in_flight;
+                        while left > 0 && i < m.events.len() {
+                            if m.events[i].0.severity == severity {
+                                m.events.remove(i);
+                                m.dropped_by[severity as usize] += 1;
+                                left -= 1;
+                            } else {
+                                i += 1;
+                            }
+                        }
+                    }
                     m.dropped += expect as u64;
                 }
                 prop_assert_eq!(dropped, expect as u64, "drop count");

@@ -1,6 +1,21 @@
 use super::*;
 use futures_util::StreamExt;
+use sec_tracker_proto::v1::subscribe_response::Item;
 use std::time::Duration;
+
+/// A hub whose ring holds exactly `events` events, with no flood limit in the way.
+fn hub(events: usize) -> Arc<Hub> {
+    Hub::new(
+        RingLimits {
+            min_events: events,
+            max_bytes: 0,
+        },
+        FloodLimits {
+            per_source: u64::MAX,
+            window: Duration::from_secs(3600),
+        },
+    )
+}
 
 fn ev(t: EventType, sev: Severity, msg: &str) -> Event {
     Event {
@@ -11,7 +26,7 @@ fn ev(t: EventType, sev: Severity, msg: &str) -> Event {
     }
 }
 
-async fn next(s: &mut ReceiverStream<SubscribeResponse>) -> Item {
+async fn next(s: &mut (impl Stream<Item = SubscribeResponse> + Unpin)) -> Item {
     tokio::time::timeout(Duration::from_secs(5), s.next())
         .await
         .expect("timed out waiting for the stream")
@@ -20,7 +35,7 @@ async fn next(s: &mut ReceiverStream<SubscribeResponse>) -> Item {
         .expect("empty item")
 }
 
-async fn next_event(s: &mut ReceiverStream<SubscribeResponse>) -> Event {
+async fn next_event(s: &mut (impl Stream<Item = SubscribeResponse> + Unpin)) -> Event {
     match next(s).await {
         Item::Event(e) => e,
         other => panic!("expected an event, got {other:?}"),
@@ -29,16 +44,17 @@ async fn next_event(s: &mut ReceiverStream<SubscribeResponse>) -> Event {
 
 #[tokio::test]
 async fn seq_is_strictly_increasing_and_stamped_with_the_stream() {
-    let hub = Hub::new(10);
+    let hub = self::hub(10);
     let a = hub.publish(ev(EventType::Process, Severity::Info, "a"));
     let b = hub.publish(ev(EventType::Process, Severity::Info, "b"));
-    assert_eq!((a, b), (1, 2));
-    assert_eq!(hub.bounds(), (1, 2, 2));
+    assert_eq!((a, b), (Some(1), Some(2)));
+    let st = hub.stats();
+    assert_eq!((st.oldest_seq, st.latest_seq, st.buffered), (1, 2, 2));
 }
 
 #[tokio::test]
 async fn resume_replays_exactly_the_missed_events_then_live() {
-    let hub = Hub::new(100);
+    let hub = self::hub(100);
     for i in 0..10 {
         hub.publish(ev(EventType::Process, Severity::Info, &format!("e{i}")));
     }
@@ -61,7 +77,7 @@ async fn resume_replays_exactly_the_missed_events_then_live() {
 
 #[tokio::test]
 async fn overrun_is_reported_with_the_exact_count() {
-    let hub = Hub::new(16);
+    let hub = self::hub(16);
     for _ in 0..100 {
         hub.publish(ev(EventType::Process, Severity::Info, "x"));
     }
@@ -87,7 +103,7 @@ async fn overrun_is_reported_with_the_exact_count() {
 
 #[tokio::test]
 async fn another_stream_id_is_reported_as_a_restart() {
-    let hub = Hub::new(4);
+    let hub = self::hub(4);
     for _ in 0..6 {
         hub.publish(ev(EventType::Process, Severity::Info, "x"));
     }
@@ -110,7 +126,7 @@ async fn another_stream_id_is_reported_as_a_restart() {
 
 #[tokio::test]
 async fn filters_by_type_and_minimum_severity() {
-    let hub = Hub::new(100);
+    let hub = self::hub(100);
     let mut s = hub.subscribe(SubscribeRequest {
         types: vec![EventType::Auth as i32],
         min_severity: Severity::Warning as i32,
@@ -125,7 +141,7 @@ async fn filters_by_type_and_minimum_severity() {
 
 #[tokio::test]
 async fn a_stalled_subscriber_is_skipped_ahead_without_blocking_publishers_or_others() {
-    let hub = Hub::new(8);
+    let hub = self::hub(8);
     let mut stalled = hub.subscribe(SubscribeRequest::default());
     let mut healthy = hub.subscribe(SubscribeRequest::default());
     assert!(matches!(next(&mut stalled).await, Item::Hello(_)));
@@ -159,4 +175,98 @@ async fn a_stalled_subscriber_is_skipped_ahead_without_blocking_publishers_or_ot
     assert!(missed > 0, "the stalled subscriber must have been skipped");
     assert_eq!(seen + missed, total);
     assert_eq!(hub.skipped_total(), missed);
+}
+
+/// A restarting shipper finds the CRITICAL event a flood of INFO events came after, and is told
+/// exactly how many INFO events the ring let go meanwhile.
+#[tokio::test]
+async fn a_flood_of_info_cannot_push_a_critical_event_out_before_a_reader_returns() {
+    let hub = Hub::new(
+        RingLimits {
+            min_events: 1,
+            max_bytes: 64 * 1024,
+        },
+        FloodLimits {
+            per_source: u64::MAX,
+            window: Duration::from_secs(3600),
+        },
+    );
+    let last_read = hub
+        .publish(ev(EventType::Process, Severity::Info, "before"))
+        .unwrap();
+    for i in 0..5000 {
+        hub.publish(ev(EventType::File, Severity::Info, &format!("flood {i}")));
+        if i == 2500 {
+            hub.publish(ev(EventType::Process, Severity::Critical, "the evidence"));
+        }
+    }
+    let st = hub.stats();
+    assert!(st.buffered_bytes <= 64 * 1024);
+    assert!(st.evicted.info > 4000, "{:?}", st.evicted);
+    assert_eq!((st.evicted.warning, st.evicted.critical), (0, 0));
+    let mut s = hub.subscribe(SubscribeRequest {
+        after_seq: last_read,
+        stream_id: hub.stream_id().to_owned(),
+        ..Default::default()
+    });
+    assert!(matches!(next(&mut s).await, Item::Hello(_)));
+    let (mut events, mut missed, mut critical) = (0u64, 0u64, 0);
+    while events + missed < st.latest_seq - last_read {
+        match next(&mut s).await {
+            Item::Event(e) => {
+                events += 1;
+                if e.message == "the evidence" {
+                    critical += 1;
+                }
+            }
+            Item::Gap(g) => {
+                assert_eq!(g.reason, GapReason::RingOverrun as i32);
+                missed += g.missed;
+            }
+            Item::Hello(_) => panic!("second hello"),
+        }
+    }
+    assert_eq!(critical, 1, "the CRITICAL event is replayed");
+    // Every evicted event after the one the reader had is counted, once.
+    assert_eq!(missed, st.evicted.info - 1);
+    assert_eq!(events, st.buffered);
+}
+
+/// Events of a flood are counted, not published: publish says so and status counts them.
+#[tokio::test]
+async fn a_flooding_source_is_held_back_and_counted() {
+    let hub = Hub::new(
+        RingLimits {
+            min_events: 100_000,
+            max_bytes: 0,
+        },
+        FloodLimits {
+            per_source: 10,
+            window: Duration::from_secs(3600),
+        },
+    );
+    let file = |sev: Severity| Event {
+        details: Some(sec_tracker_proto::v1::event::Details::File(
+            sec_tracker_proto::v1::FileEvent {
+                path: b"/srv/uploads/x".to_vec(),
+                ..Default::default()
+            },
+        )),
+        ..ev(EventType::File, sev, "File renamed")
+    };
+    let published = (0..100)
+        .filter(|_| hub.publish(file(Severity::Info)).is_some())
+        .count();
+    assert_eq!(published, 10);
+    assert!(hub.publish(file(Severity::Critical)).is_some());
+    let st = hub.stats();
+    assert_eq!(
+        (
+            st.suppressed.info,
+            st.suppressed.warning,
+            st.suppressed.critical
+        ),
+        (90, 0, 0)
+    );
+    assert_eq!(st.latest_seq, 11);
 }

@@ -46,8 +46,9 @@ pub struct MonitorContext {
 }
 
 impl MonitorContext {
-    /// Publishes an event from this monitor, counting it.
-    pub fn emit(&self, event: Event) -> u64 {
+    /// Publishes an event from this monitor, counting it (also when it is held back as part of
+    /// a flood: the monitor saw it). Returns its seq, or None when held back.
+    pub fn emit(&self, event: Event) -> Option<u64> {
         self.health.events.fetch_add(1, Ordering::Relaxed);
         self.hub.publish(event)
     }

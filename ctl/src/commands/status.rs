@@ -9,7 +9,7 @@ use crate::source::{connect, probe, probe_for};
 use sec_tracker_proto::json::{collector_status_json, escape_text, shipper_metrics_json, Named};
 use sec_tracker_proto::local::client::{self, Probe};
 use sec_tracker_proto::v1::shipper_client::ShipperClient;
-use sec_tracker_proto::v1::{MonitorState, ShipperStatus, ShipperStatusRequest};
+use sec_tracker_proto::v1::{MonitorState, SeverityCounts, ShipperStatus, ShipperStatusRequest};
 
 /// Exit code when the collector is not running, as `systemctl status` does.
 pub(crate) const EXIT_NOT_RUNNING: u8 = 3;
@@ -54,8 +54,22 @@ pub(crate) async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> 
         s.stream_id, s.latest_seq
     );
     println!(
-        "  buffer:      {} of {} events held (oldest seq {})",
-        s.buffered, s.buffer_size, s.oldest_seq
+        "  buffer:      {} events, {} of {} held (oldest seq {}; at least {} events kept)",
+        s.buffered,
+        format_bytes(s.buffered_bytes),
+        format_bytes(s.buffer_bytes),
+        s.oldest_seq,
+        s.buffer_size
+    );
+    println!(
+        "  evicted:     {} (before any reader had them; the least severe go first)",
+        by_severity(s.evicted.as_ref())
+    );
+    println!(
+        "  floods:      {} held back, in {} summary events ({} waiting for the window to close)",
+        by_severity(s.suppressed.as_ref()),
+        s.flood_summaries,
+        s.flood_pending
     );
     println!(
         "  subscribers: {} ({} events skipped for slow readers)",
@@ -161,6 +175,9 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
         "  events:      {} received, {} sent, {} dropped (queue full), {} dead-lettered, {} missed (collector gaps)",
         s.events_received, s.events_sent, s.events_dropped, s.events_dead_lettered, s.collector_gaps_missed
     );
+    if s.events_dropped > 0 {
+        println!("  dropped:     {}", by_severity(s.dropped.as_ref()));
+    }
     println!(
         "  queue:       {} events, {}, oldest {:.0}s old ({})",
         s.queue_depth,
@@ -180,4 +197,13 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
         println!("  last error:  {}", escape_text(&s.last_error));
     }
     println!("  memory:      {} RSS", format_bytes(s.rss_bytes));
+}
+
+/// "3 info, 0 warning, 0 critical".
+fn by_severity(c: Option<&SeverityCounts>) -> String {
+    let c = c.copied().unwrap_or_default();
+    format!(
+        "{} info, {} warning, {} critical",
+        c.info, c.warning, c.critical
+    )
 }

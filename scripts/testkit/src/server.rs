@@ -372,6 +372,12 @@ impl TestServer {
         self.shared.state().batches.clone()
     }
 
+    /// Runs `f` over the batches accepted so far without copying them (for tests that count
+    /// over many events while they arrive).
+    pub fn with_batches<R>(&self, f: impl FnOnce(&[ReceivedBatch]) -> R) -> R {
+        f(&self.shared.state().batches)
+    }
+
     /// Every payload accepted, in order (resends included).
     pub fn payloads(&self) -> Vec<Value> {
         let st = self.shared.state();

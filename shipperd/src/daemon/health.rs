@@ -4,14 +4,18 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use sec_tracker_proto::json::{now_ns, shipper_metrics_json};
-use sec_tracker_proto::v1::ShipperState;
-use sec_tracker_proto::v1::ShipperStatus;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sec_tracker_proto::json::{collector_losses_json, now_ns, shipper_metrics_json};
+use sec_tracker_proto::local::client;
+use sec_tracker_proto::v1::collector_client::CollectorClient;
+use sec_tracker_proto::v1::{ShipperState, ShipperStatus, StatusRequest};
 
 use super::Shared;
 use crate::sender::{Outcome, Sender};
 
-pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
+pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>, collector_socket: PathBuf) {
     let mut tick = tokio::time::interval(shared.config.agent.report_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -23,17 +27,37 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
         let healthy = status.last_error.is_empty()
             && status.collector_connected
             && status.state() != ShipperState::PausedAuth;
+        let mut metrics = shipper_metrics_json(&status);
+        if let Some(collector) = collector_losses(&collector_socket).await {
+            metrics["collector"] = collector;
+        }
         match sender
-            .send_health(
-                if healthy { "healthy" } else { "degraded" },
-                shipper_metrics_json(&status),
-            )
+            .send_health(if healthy { "healthy" } else { "degraded" }, metrics)
             .await
         {
             Outcome::Delivered => {}
             other => tracing::debug!(outcome = ?other, "health report not delivered"),
         }
     }
+}
+
+/// What collectord evicted and held back, by severity: the losses the server cannot see in the
+/// events themselves. None when collectord does not answer within a second.
+async fn collector_losses(socket: &Path) -> Option<serde_json::Value> {
+    let ask = async {
+        let channel = client::connect(socket, &client::Trust::collector())
+            .await
+            .ok()?;
+        CollectorClient::new(channel)
+            .status(StatusRequest {})
+            .await
+            .ok()
+            .map(|r| collector_losses_json(&r.into_inner()))
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Everything `status` and the health report show, read now.
@@ -51,6 +75,7 @@ pub(super) async fn snapshot(shared: &Shared) -> ShipperStatus {
         events_received: s.received_total,
         events_sent: s.sent_total,
         events_dropped: s.dropped_total,
+        dropped: Some(s.dropped),
         events_dead_lettered: s.dead_lettered_total,
         collector_gaps_missed: s.gaps_missed_total,
         queue_depth: s.depth,

@@ -201,7 +201,11 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         options.collector_socket.clone(),
     ));
     tasks.spawn(delivery::run(Arc::clone(&shared), Arc::clone(&sender)));
-    tasks.spawn(health::run(Arc::clone(&shared), Arc::clone(&sender)));
+    tasks.spawn(health::run(
+        Arc::clone(&shared),
+        Arc::clone(&sender),
+        options.collector_socket.clone(),
+    ));
     tracing::info!(
         server = %shared.config.server.url,
         collector = %options.collector_socket.display(),

@@ -113,6 +113,7 @@ async fn follow(shared: &Arc<Shared>, mut client: CollectorClient<Channel>) -> a
                     seq: e.seq,
                     timestamp_ns: e.timestamp_ns,
                     payload,
+                    severity: e.severity(),
                 });
                 if group.len() >= GROUP {
                     store(shared, &mut group).await;

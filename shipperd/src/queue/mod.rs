@@ -4,15 +4,17 @@
 //!
 //! The store is one SQLite file (WAL journal, `synchronous=FULL`) with four tables:
 //!
-//! * `events(id INTEGER PRIMARY KEY AUTOINCREMENT, stream_id, seq, timestamp_ns, payload BLOB)`:
-//!   the queue in id (arrival) order;
+//! * `events(id INTEGER PRIMARY KEY AUTOINCREMENT, stream_id, seq, timestamp_ns, payload BLOB,
+//!   severity)`: the queue in id (arrival) order, indexed by severity so that the bound can drop
+//!   the least severe first;
 //! * `batches(batch_id PRIMARY KEY, first_id, last_id, handed_out, created_ns)`: batches handed out
 //!   and not yet acknowledged. A batch is every event with an id in `[first_id, last_id]`; batches
 //!   always cover a prefix of the queue, so the events after the last batch are the waiting ones;
 //! * `dead_letter(..., batch_id, status, reason, dead_at_ns, <the event>)`: events the server
 //!   refused for good, the newest `max_events` kept;
-//! * `meta`: one row with the counters (received, sent, dropped, dead-lettered, gaps) and the resume
-//!   point, each changed in the same transaction as what it counts.
+//! * `meta`: one row with the counters (received, sent, dropped in all and by severity,
+//!   dead-lettered, gaps) and the resume point, each changed in the same transaction as what it
+//!   counts.
 //!
 //! Depth, bytes and in-flight counts are computed from the tables at open and then kept in memory.
 //! One connection per store; [`Queue`] is `Send` and meant to be owned by one task or thread.
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use sec_tracker_proto::v1::{Severity, SeverityCounts};
 
 pub use error::QueueError;
 
@@ -39,6 +42,8 @@ pub struct NewEvent {
     pub timestamp_ns: i64,
     /// The event as JSON bytes; the queue does not look inside.
     pub payload: Vec<u8>,
+    /// Decides what the bound drops first: INFO, then WARNING, then CRITICAL.
+    pub severity: Severity,
 }
 
 /// An event stored in the queue.
@@ -93,6 +98,8 @@ pub struct Stats {
     pub sent_total: u64,
     /// Events ever pushed out by the bound.
     pub dropped_total: u64,
+    /// The same by severity (counted since schema version 2).
+    pub dropped: SeverityCounts,
     /// Events ever set aside because the server refused them for good.
     pub dead_lettered_total: u64,
     /// Events the collector said were lost before they reached shipperd.
@@ -154,13 +161,17 @@ struct State {
     received: u64,
     sent: u64,
     dropped: u64,
+    dropped_by: [u64; 3],
     dead_lettered: u64,
     gaps: u64,
     resume: Option<(String, u64)>,
 }
 
 const INSERT_EVENT: &str =
-    "INSERT INTO events (stream_id, seq, timestamp_ns, payload) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO events (stream_id, seq, timestamp_ns, payload, severity) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// The oldest waiting events (after id ?1) of one severity (?2), at most ?3 of them.
+const OLDEST_WAITING_OF: &str =
+    "SELECT id FROM events WHERE severity = ?2 AND id > ?1 ORDER BY severity, id LIMIT ?3";
 const SELECT_EVENTS_RANGE: &str = "SELECT id, stream_id, seq, timestamp_ns, payload FROM events \
      WHERE id BETWEEN ?1 AND ?2 ORDER BY id";
 const SELECT_WAITING: &str = "SELECT id, stream_id, seq, timestamp_ns, payload FROM events \
@@ -212,9 +223,10 @@ impl Queue {
         self.max_events
     }
 
-    /// Appends `events` in one transaction: when this returns Ok they are on disk. Past the bound the
-    /// oldest events not in flight are deleted and counted as dropped in that same transaction (the
-    /// queue can exceed the bound only by events in flight). Records the last event's
+    /// Appends `events` in one transaction: when this returns Ok they are on disk. Past the bound
+    /// events not in flight are deleted and counted as dropped in that same transaction: the
+    /// oldest INFO events first, WARNING events only when no INFO event waits, CRITICAL events
+    /// last (the queue can exceed the bound only by events in flight). Records the last event's
     /// (stream_id, seq) as the resume point. Returns how many events were dropped.
     pub fn push(&mut self, events: &[NewEvent]) -> Result<u64, QueueError> {
         if events.is_empty() {
@@ -236,7 +248,8 @@ impl Queue {
                     ev.stream_id,
                     ev.seq as i64,
                     ev.timestamp_ns,
-                    ev.payload
+                    ev.payload,
+                    ev.severity as i32
                 ])?;
                 next.bytes += ev.payload.len() as u64;
             }
@@ -247,32 +260,52 @@ impl Queue {
         let waiting = next.depth - next.in_flight;
         let excess = next.depth.saturating_sub(self.max_events).min(waiting);
         let mut dropped = 0;
-        if excess > 0 {
+        let mut dropped_by = [0u64; 3];
+        for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+            if dropped == excess {
+                break;
+            }
             let floor = next.batched_upto;
-            let cut: i64 = tx
-                .prepare_cached(
-                    "SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2",
-                )?
-                .query_row(params![floor, sql_int(excess - 1)], |r| r.get(0))?;
-            let (count, bytes) = size_of_range(&tx, floor + 1, cut)?;
-            tx.prepare_cached(DELETE_RANGE)?
-                .execute(params![floor + 1, cut])?;
-            dropped = count;
+            let want = sql_int(excess - dropped);
+            let (count, bytes): (u64, u64) = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events \
+                     WHERE id IN ({OLDEST_WAITING_OF})"
+                ))?
+                .query_row(params![floor, severity as i32, want], |r| {
+                    Ok((get_count(r, 0)?, get_count(r, 1)?))
+                })?;
+            if count == 0 {
+                continue;
+            }
+            tx.prepare_cached(&format!(
+                "DELETE FROM events WHERE id IN ({OLDEST_WAITING_OF})"
+            ))?
+            .execute(params![floor, severity as i32, want])?;
+            dropped += count;
+            dropped_by[severity as usize] += count;
             next.depth -= count;
             next.bytes -= bytes;
-            next.dropped += count;
+        }
+        next.dropped += dropped;
+        for (total, now) in next.dropped_by.iter_mut().zip(dropped_by) {
+            *total += now;
         }
         let last = &events[events.len() - 1];
         tx.prepare_cached(
             "UPDATE meta SET received_total = received_total + ?1, \
-             dropped_total = dropped_total + ?2, resume_stream_id = ?3, resume_seq = ?4 \
-             WHERE id = 1",
+             dropped_total = dropped_total + ?2, resume_stream_id = ?3, resume_seq = ?4, \
+             dropped_info = dropped_info + ?5, dropped_warning = dropped_warning + ?6, \
+             dropped_critical = dropped_critical + ?7 WHERE id = 1",
         )?
         .execute(params![
             sql_int(n),
             sql_int(dropped),
             last.stream_id,
-            last.seq as i64
+            last.seq as i64,
+            sql_int(dropped_by[0]),
+            sql_int(dropped_by[1]),
+            sql_int(dropped_by[2])
         ])?;
         tx.commit()?;
         next.resume = Some((last.stream_id.clone(), last.seq));
@@ -281,7 +314,8 @@ impl Queue {
             tracing::debug!(
                 dropped,
                 bound = self.max_events,
-                "queue full: dropped oldest events"
+                by_severity = ?dropped_by,
+                "queue full: dropped the oldest of the least severe events"
             );
         }
         Ok(dropped)
@@ -591,6 +625,11 @@ impl Queue {
             received_total: s.received,
             sent_total: s.sent,
             dropped_total: s.dropped,
+            dropped: SeverityCounts {
+                info: s.dropped_by[0],
+                warning: s.dropped_by[1],
+                critical: s.dropped_by[2],
+            },
             dead_lettered_total: s.dead_lettered,
             gaps_missed_total: s.gaps,
             in_flight: s.in_flight,
@@ -692,7 +731,8 @@ fn load_state(conn: &Connection) -> rusqlite::Result<State> {
     )?;
     conn.query_row(
         "SELECT received_total, sent_total, dropped_total, dead_lettered_total, gaps_total, \
-         resume_stream_id, resume_seq FROM meta WHERE id = 1",
+         resume_stream_id, resume_seq, dropped_info, dropped_warning, dropped_critical \
+         FROM meta WHERE id = 1",
         [],
         |r| {
             let resume = match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<i64>>(6)?) {
@@ -707,6 +747,7 @@ fn load_state(conn: &Connection) -> rusqlite::Result<State> {
                 received: get_count(r, 0)?,
                 sent: get_count(r, 1)?,
                 dropped: get_count(r, 2)?,
+                dropped_by: [get_count(r, 7)?, get_count(r, 8)?, get_count(r, 9)?],
                 dead_lettered: get_count(r, 3)?,
                 gaps: get_count(r, 4)?,
                 resume,
@@ -747,6 +788,7 @@ mod tests {
             seq,
             timestamp_ns: 1_000 + seq as i64,
             payload: format!("{{\"n\":{seq}}}").into_bytes(),
+            severity: Severity::Info,
         }
     }
 
@@ -904,5 +946,102 @@ mod tests {
         assert!(moved.exists());
         assert!(report.problem.unwrap().contains("not a shipperd queue"));
         assert_eq!(q.stats().unwrap().depth, 0);
+    }
+
+    /// Under pressure the bound drops waiting INFO events before any WARNING, and WARNING before
+    /// CRITICAL, and counts each.
+    #[test]
+    fn the_bound_drops_the_least_severe_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = open(&dir, 4);
+        let with = |seq: u64, severity: Severity| NewEvent {
+            severity,
+            ..ev(seq)
+        };
+        q.push(&[
+            with(1, Severity::Critical),
+            with(2, Severity::Info),
+            with(3, Severity::Warning),
+            with(4, Severity::Info),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.push(&[with(5, Severity::Info), with(6, Severity::Info)])
+                .unwrap(),
+            2
+        );
+        assert_eq!(q.push(&[with(7, Severity::Critical)]).unwrap(), 1);
+        assert_eq!(
+            q.push(&[with(8, Severity::Warning), with(9, Severity::Critical)])
+                .unwrap(),
+            2
+        );
+        let kept: Vec<u64> = drain_all(&mut q);
+        assert_eq!(kept, [1, 7, 8, 9]);
+        let s = q.stats().unwrap();
+        assert_eq!(
+            (
+                s.dropped_total,
+                s.dropped.info,
+                s.dropped.warning,
+                s.dropped.critical
+            ),
+            (5, 4, 1, 0)
+        );
+    }
+
+    fn drain_all(q: &mut Queue) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(b) = q.next_batch(100).unwrap() {
+            q.ack(&b.batch_id).unwrap();
+            out.extend(seqs(&b));
+        }
+        out
+    }
+
+    /// A store of schema version 1 (before severities) is upgraded in place: its events stay,
+    /// counted as INFO, and nothing is moved aside.
+    #[test]
+    fn a_version_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL,
+                 seq INTEGER NOT NULL, timestamp_ns INTEGER NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE batches (batch_id TEXT PRIMARY KEY, first_id INTEGER NOT NULL,
+                 last_id INTEGER NOT NULL, handed_out INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+             CREATE TABLE dead_letter (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,
+                 batch_id TEXT NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL,
+                 dead_at_ns INTEGER NOT NULL, stream_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 timestamp_ns INTEGER NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), received_total INTEGER NOT NULL,
+                 sent_total INTEGER NOT NULL, dropped_total INTEGER NOT NULL,
+                 dead_lettered_total INTEGER NOT NULL, gaps_total INTEGER NOT NULL,
+                 resume_stream_id TEXT, resume_seq INTEGER);
+             INSERT INTO meta VALUES (1, 2, 0, 1, 0, 0, 's1', 2);
+             INSERT INTO events (stream_id, seq, timestamp_ns, payload) VALUES ('s1', 2, 1, x'7b7d');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(old);
+        let mut q = open(&dir, 2);
+        let s = q.stats().unwrap();
+        assert_eq!((s.depth, s.received_total, s.dropped_total), (1, 2, 1));
+        assert_eq!(q.resume_point().unwrap(), Some(("s1".into(), 2)));
+        q.push(&[
+            NewEvent {
+                severity: Severity::Critical,
+                ..ev(3)
+            },
+            ev(4),
+        ])
+        .unwrap();
+        assert_eq!(
+            drain_all(&mut q),
+            [3, 4],
+            "the old event went first: it counts as INFO"
+        );
+        assert_eq!(q.stats().unwrap().dropped.info, 1);
     }
 }

@@ -8,8 +8,9 @@ use rusqlite::{Connection, ErrorCode};
 use super::error::{reclassify, store_files, with_suffix};
 use super::{OpenReport, QueueError};
 
-/// The schema version kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// The schema version kept in `PRAGMA user_version`. 2: events carry their severity, drops are
+/// counted by severity (a version 1 store is upgraded in place at open).
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,8 +23,10 @@ CREATE TABLE IF NOT EXISTS events (
     stream_id    TEXT    NOT NULL,
     seq          INTEGER NOT NULL,
     timestamp_ns INTEGER NOT NULL,
-    payload      BLOB    NOT NULL
+    payload      BLOB    NOT NULL,
+    severity     INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS events_by_severity ON events (severity, id);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id   TEXT    PRIMARY KEY,
     first_id   INTEGER NOT NULL,
@@ -51,9 +54,13 @@ CREATE TABLE IF NOT EXISTS meta (
     dead_lettered_total INTEGER NOT NULL,
     gaps_total          INTEGER NOT NULL,
     resume_stream_id    TEXT,
-    resume_seq          INTEGER
+    resume_seq          INTEGER,
+    dropped_info        INTEGER NOT NULL DEFAULT 0,
+    dropped_warning     INTEGER NOT NULL DEFAULT 0,
+    dropped_critical    INTEGER NOT NULL DEFAULT 0
 );
-INSERT OR IGNORE INTO meta VALUES (1, 0, 0, 0, 0, 0, NULL, NULL);
+INSERT OR IGNORE INTO meta (id, received_total, sent_total, dropped_total, dead_lettered_total,
+    gaps_total) VALUES (1, 0, 0, 0, 0, 0);
 ";
 
 /// Tables a store of ours may contain (besides SQLite's own).
@@ -112,7 +119,7 @@ fn try_open(path: &Path) -> Result<Connection, Failure> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     quick_check(&conn)?;
-    check_schema(&conn)?;
+    let version = check_schema(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Failure::Error(QueueError::NoWal(mode)));
@@ -126,6 +133,16 @@ fn try_open(path: &Path) -> Result<Connection, Failure> {
     conn.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(32);
     let tx = conn.unchecked_transaction()?;
+    if version == 1 {
+        // Events queued before the upgrade count as INFO; earlier drops only in the total.
+        tx.execute_batch(
+            "ALTER TABLE events ADD COLUMN severity INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE meta ADD COLUMN dropped_info INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE meta ADD COLUMN dropped_warning INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE meta ADD COLUMN dropped_critical INTEGER NOT NULL DEFAULT 0;",
+        )?;
+        tracing::info!("queue store upgraded to schema version {SCHEMA_VERSION}");
+    }
     tx.execute_batch(SCHEMA)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -148,8 +165,9 @@ fn quick_check(conn: &Connection) -> Result<(), Failure> {
     Err(Failure::Unusable(format!("quick_check: {problem}")))
 }
 
-/// A store of another version, or a database that is not a queue, is unusable as well.
-fn check_schema(conn: &Connection) -> Result<(), Failure> {
+/// A store of another version, or a database that is not a queue, is unusable as well. Returns
+/// the store's version (0 for a new file).
+fn check_schema(conn: &Connection) -> Result<i64, Failure> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(Failure::Unusable(format!(
@@ -170,7 +188,7 @@ fn check_schema(conn: &Connection) -> Result<(), Failure> {
     if version == 0 && !tables.is_empty() {
         return Err(Failure::Unusable("tables without a schema version".into()));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Renames the store (and its -wal/-shm files) to `<path>.corrupt-<unix time>[-n]`.
