@@ -23,8 +23,8 @@
 use std::io;
 use std::time::Duration;
 
+use crate::monitors::file::FanotifyGroup;
 use caps::{CapSet, Capability, CapsHashSet};
-use nix::sys::fanotify::Fanotify;
 use sec_tracker_proto::Config;
 
 use crate::monitors::file::open_fanotify;
@@ -34,7 +34,7 @@ use crate::monitors::process::{Connector, READER_PRIORITY};
 /// the monitors. None: that monitor is off.
 pub struct Opened {
     pub connector: Option<io::Result<Connector>>,
-    pub fanotify: Option<nix::Result<Fanotify>>,
+    pub fanotify: Option<nix::Result<FanotifyGroup>>,
     /// The connector reader's thread, already real-time (`monitoring.realtime_priority`).
     pub reader: Option<io::Result<RealtimeThread>>,
 }

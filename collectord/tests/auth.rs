@@ -302,6 +302,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     assert!(a.source_port > 0);
     assert!(a.success);
     assert!(a.verified, "sshd wrote it: {a:?}");
+    assert_eq!(a.entity_id.len(), 32, "the sshd process is named: {a:?}");
     assert_eq!(sev, Severity::Info);
     assert!(msg.contains(&alice.name), "{msg}");
     expect(&mut s, "ssh logout", |a| {
@@ -351,6 +352,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
     assert_eq!(a.cwd, "/tmp");
     assert_eq!(sev, Severity::Info);
     assert!(a.verified, "sudo wrote it: {a:?}");
+    assert_eq!(a.entity_id.len(), 32, "the sudo process is named: {a:?}");
 
     // sudo with a wrong password.
     assert!(!su(

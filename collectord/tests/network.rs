@@ -77,10 +77,15 @@ struct Me {
     pid: u32,
     name: String,
     exe: Vec<u8>,
+    /// This process's entity id, as collectord derives it (a server joins on it).
+    entity_id: String,
 }
 
 fn me() -> Me {
     Me {
+        entity_id: collectord::monitors::process::context::ContextReader::new()
+            .entity_id_of(std::process::id())
+            .unwrap(),
         pid: std::process::id(),
         name: std::fs::read_to_string("/proc/self/comm")
             .unwrap()
@@ -97,6 +102,7 @@ fn assert_mine(e: &Event, me: &Me) {
     assert_eq!(n.process_name, me.name, "{}", e.message);
     assert_eq!(n.exe, me.exe, "{}", e.message);
     assert_eq!((n.uid, n.user.as_str()), (0, "root"), "{}", e.message);
+    assert_eq!(n.entity_id, me.entity_id, "{}", e.message);
     assert!(
         e.message
             .contains(&format!("by {} (PID: {})", me.name, me.pid)),

@@ -76,6 +76,18 @@ pub(crate) struct WatchArgs {
     /// Start with the events collectord still holds, not only new ones
     #[arg(long)]
     pub replay: bool,
+    /// Only processes in this container (an id or its first digits, a runtime such as docker,
+    /// or "any"), and the file, network and auth events of those processes
+    #[arg(long, value_name = "ID|RUNTIME|any")]
+    pub container: Option<String>,
+    /// Only processes of this systemd unit (`ssh.service`; a trailing * matches a prefix), and
+    /// their file, network and auth events
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+    /// Only processes of this user (the login user, kept through sudo and su, or the user it runs
+    /// as), and their file, network and auth events
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -593,3 +593,84 @@ fn watch_shows_file_auth_and_network_events_human_and_json() {
         }
     }
 }
+
+/// `--user nobody` lets through nobody's processes and not root's; the human output shows who
+/// started a process on one line, ending with this test.
+#[test]
+fn watch_filters_by_user_and_shows_the_lineage() {
+    if !require_root("watch_filters") {
+        return;
+    }
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    let socket = d.socket.to_str().unwrap();
+    let mut filtered = Killed(
+        ctl(&["--socket", socket, "watch", "--json", "--user", "nobody"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = lines_of(&mut filtered.0);
+    let (as_root, as_nobody) = (tag("root"), tag("nobody"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    'seen: loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nobody's process never shown: {lines:?}"
+        );
+        Command::new("/bin/sh")
+            .args(["-c", "sleep 0.05", &as_root])
+            .status()
+            .unwrap();
+        sec_tracker_testkit::as_nobody(std::path::Path::new("/bin/sh"), None)
+            .args(["-c", "sleep 0.05", &as_nobody])
+            .status()
+            .unwrap();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            let seen = line.contains(&as_nobody);
+            lines.push(line);
+            if seen {
+                break 'seen;
+            }
+        }
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains(&as_root)),
+        "a root process passed --user nobody: {lines:?}"
+    );
+    let v: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(v["details"]["user"], "nobody");
+    assert_eq!(v["details"]["entity_id"].as_str().map(str::len), Some(32));
+
+    let mut human = Killed(
+        ctl(&[
+            "--socket",
+            socket,
+            "watch",
+            "--no-color",
+            "--type",
+            "process",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let rx = lines_of(&mut human.0);
+    let t = tag("lineage");
+    spawn_until_seen(&rx, &t);
+    let lineage = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a Lineage line");
+        if line.starts_with("Lineage: ") || line.starts_with("-----") {
+            break line;
+        }
+    };
+    assert!(
+        lineage.starts_with("Lineage: sh(")
+            && lineage.contains(&format!("({}) ← ", std::process::id())),
+        "{lineage}"
+    );
+}

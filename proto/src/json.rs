@@ -8,14 +8,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::v1::{
     event, AgentNotice, AuthAction, AuthEvent, CollectorStatus, Direction, Event, EventType,
     FileAction, FileEvent, Gap, GapReason, MonitorState, NetworkAction, NetworkEvent,
-    ProcessAction, ProcessEvent, Severity, SeverityCounts, ShipperState, ShipperStatus,
+    ProcessAction, ProcessEvent, ProcessRef, Severity, SeverityCounts, ShipperState, ShipperStatus,
     SocketState, SystemInfo,
 };
 
@@ -367,7 +367,56 @@ fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Er
         }
         _ => {}
     }
+    m.serialize_entry("entity_id", &p.entity_id)?;
+    m.serialize_entry("parent_entity_id", &p.parent_entity_id)?;
+    m.serialize_entry("ancestors", &Ancestors(&p.ancestors))?;
+    if let Some(uid) = p.login_uid {
+        m.serialize_entry("login_uid", &uid)?;
+        m.serialize_entry("login_user", &p.login_user)?;
+    }
+    if let Some(session) = p.session_id {
+        m.serialize_entry("session_id", &session)?;
+    }
+    if !p.unit.is_empty() {
+        m.serialize_entry("unit", &p.unit)?;
+    }
+    if let Some(c) = &p.container {
+        m.serialize_entry("container", &json!({"runtime": c.runtime, "id": c.id}))?;
+    }
+    if let Some(n) = &p.namespaces {
+        m.serialize_entry(
+            "namespaces",
+            &json!({"pid": n.pid, "mnt": n.mnt, "net": n.net, "user": n.user}),
+        )?;
+    }
     m.end()
+}
+
+/// `[{"pid", "name", "exe", "entity_id"}, …]`, nearest first.
+struct Ancestors<'a>(&'a [ProcessRef]);
+
+impl Serialize for Ancestors<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for a in self.0 {
+            seq.serialize_element(&AncestorJson(a))?;
+        }
+        seq.end()
+    }
+}
+
+struct AncestorJson<'a>(&'a ProcessRef);
+
+impl Serialize for AncestorJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("pid", &a.pid)?;
+        m.serialize_entry("name", &a.name)?;
+        m.serialize_entry("exe", &Bytes(&a.exe))?;
+        m.serialize_entry("entity_id", &a.entity_id)?;
+        m.end()
+    }
 }
 
 fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
@@ -386,7 +435,11 @@ fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("pid", &f.pid)?;
     m.serialize_entry("exe", &Bytes(&f.exe))?;
     m.serialize_entry("user", &f.user)?;
+    m.serialize_entry("entity_id", &f.entity_id)?;
     m.serialize_entry("attribution_unavailable", &f.attribution_unavailable)?;
+    if !f.attribution_note.is_empty() {
+        m.serialize_entry("attribution_note", &f.attribution_note)?;
+    }
     m.serialize_entry("while_agent_down", &f.while_agent_down)?;
     m.end()
 }
@@ -406,6 +459,7 @@ fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("service", &a.service)?;
     m.serialize_entry("log_source", &a.log_source)?;
     m.serialize_entry("pid", &a.pid)?;
+    m.serialize_entry("entity_id", &a.entity_id)?;
     m.serialize_entry("verified", &a.verified)?;
     if !a.verification.is_empty() {
         m.serialize_entry("verification", &a.verification)?;
@@ -430,6 +484,7 @@ fn network_details<S: Serializer>(n: &NetworkEvent, s: S) -> Result<S::Ok, S::Er
     m.serialize_entry("uid", &n.uid)?;
     m.serialize_entry("user", &n.user)?;
     m.serialize_entry("inode", &n.inode)?;
+    m.serialize_entry("entity_id", &n.entity_id)?;
     m.end()
 }
 
@@ -594,19 +649,50 @@ mod tests {
                 argv_truncated: true,
                 exit_code: 3,
                 runtime_ms: 12,
+                entity_id: "e10".into(),
+                parent_entity_id: "e1".into(),
+                ancestors: vec![ProcessRef {
+                    pid: 1,
+                    name: "init".into(),
+                    exe: b"/sbin/init".to_vec(),
+                    entity_id: "e1".into(),
+                }],
+                login_uid: Some(1000),
+                login_user: "alice".into(),
+                session_id: Some(3),
+                unit: "session-3.scope".into(),
+                container: Some(crate::v1::Container {
+                    runtime: "docker".into(),
+                    id: "abc".into(),
+                }),
+                namespaces: Some(crate::v1::Namespaces {
+                    pid: true,
+                    ..Default::default()
+                }),
                 ..Default::default()
             })),
         };
+        let mut details = json!({
+            "action": "exit", "pid": 10, "ppid": 1, "uid": 0, "user": "root", "gid": 0,
+            "euid": 0, "egid": 0, "name": "sh", "parent_name": "", "exe": "/bin/sh",
+            "cmdline": "sh -c a\\nb\\xff", "argv": ["sh", "-c", "a\\nb\\xff"], "cwd": "",
+            "tty": "", "details_missing": false, "argv_truncated": true,
+            "exit_code": 3, "exit_signal": 0, "runtime_ms": 12,
+        });
+        let context = json!({
+            "entity_id": "e10", "parent_entity_id": "e1",
+            "ancestors": [{"pid": 1, "name": "init", "exe": "/sbin/init", "entity_id": "e1"}],
+            "login_uid": 1000, "login_user": "alice", "session_id": 3,
+            "unit": "session-3.scope", "container": {"runtime": "docker", "id": "abc"},
+            "namespaces": {"pid": true, "mnt": false, "net": false, "user": false},
+        });
+        for (k, v) in context.as_object().unwrap() {
+            details[k] = v.clone();
+        }
         let expected = json!({
             "seq": 7, "stream_id": "s1", "timestamp": "2024-01-15T10:30:45.000000001Z",
             "type": "process", "severity": "WARNING", "source": "process", "message": "m",
-            "details": {
-                "action": "exit", "pid": 10, "ppid": 1, "uid": 0, "user": "root", "gid": 0,
-                "euid": 0, "egid": 0, "name": "sh", "parent_name": "", "exe": "/bin/sh",
-                "cmdline": "sh -c a\\nb\\xff", "argv": ["sh", "-c", "a\\nb\\xff"], "cwd": "",
-                "tty": "", "details_missing": false, "argv_truncated": true,
-                "exit_code": 3, "exit_signal": 0, "runtime_ms": 12,
-            },
+            "details": details,
         });
         assert_eq!(event_json(&e), expected);
         // The streaming form writes the same text, keys in the same order.
@@ -630,7 +716,7 @@ mod tests {
         assert_eq!(v["path"], json!("/w/new\nname"));
         assert_eq!(v["old_path"], json!("/w/old"));
         assert_eq!(v["mode"], json!("100644"));
-        assert_eq!(v.as_object().unwrap().len(), 16);
+        assert_eq!(v.as_object().unwrap().len(), 17);
     }
 
     #[test]

@@ -48,9 +48,47 @@ pub struct MonitorContext {
 impl MonitorContext {
     /// Publishes an event from this monitor, counting it (also when it is held back as part of
     /// a flood: the monitor saw it). Returns its seq, or None when held back.
-    pub fn emit(&self, event: Event) -> Option<u64> {
+    pub fn emit(&self, mut event: Event) -> Option<u64> {
         self.health.events.fetch_add(1, Ordering::Relaxed);
+        self.name_the_process(&mut event);
         self.hub.publish(event)
+    }
+
+    /// The entity id of the process a file, network or auth event names, so that a server can
+    /// join it with that process's own events. An auth line's pid counts only when its writer
+    /// was verified: a forged line's pid is someone else's.
+    fn name_the_process(&self, event: &mut Event) {
+        if let Some(event::Details::File(f)) = &mut event.details {
+            // A writer gone before its /proc entry was read: the process monitor saw it run.
+            if f.pid != 0 && (f.exe.is_empty() || f.user.is_empty()) {
+                let (exe, user) = self.processes.exe_and_user(f.pid);
+                if f.exe.is_empty() {
+                    f.exe = exe;
+                }
+                if f.user.is_empty() {
+                    f.user = user;
+                }
+            }
+        }
+        if let Some(event::Details::Auth(a)) = &mut event.details {
+            // sudo logs no pid: name the sudo that ran just then, when only one did.
+            if a.verified && a.pid == 0 && a.entity_id.is_empty() {
+                a.entity_id = self
+                    .processes
+                    .sole_recent(Duration::from_secs(10), &a.service)
+                    .unwrap_or_default();
+                return;
+            }
+        }
+        let (pid, slot) = match &mut event.details {
+            Some(event::Details::File(f)) => (f.pid, &mut f.entity_id),
+            Some(event::Details::Network(n)) => (n.pid, &mut n.entity_id),
+            Some(event::Details::Auth(a)) if a.verified => (a.pid, &mut a.entity_id),
+            _ => return,
+        };
+        if pid != 0 && slot.is_empty() {
+            *slot = self.processes.entity_id(pid);
+        }
     }
 
     /// Publishes a notice about the agent itself (a fallback, a loss), so that it reaches the

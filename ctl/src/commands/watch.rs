@@ -56,6 +56,7 @@ pub(crate) async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
         eprintln!("\n=== CONTINUOUS MONITORING ===\nPress Ctrl+C to stop...\n");
     }
     let mut printer = Printer::new(std::io::stdout().lock(), style);
+    let mut filter = ContextFilter::new(args);
     let wants_system = types.is_empty() || types.contains(&(EventType::System as i32));
     // In-process, the system monitor's first report is in the replay; a daemon's may be an
     // interval old, so take a fresh one.
@@ -85,8 +86,10 @@ pub(crate) async fn run(ctx: &Context, args: &WatchArgs) -> anyhow::Result<()> {
                     Some(Ok(r)) => match r.item {
                         Some(Item::Hello(h)) => resume.stream_id = h.stream_id,
                         Some(Item::Event(e)) => {
-                            resume.after_seq = e.seq;
-                            printer.event(&e)?;
+                            resume.after_seq = resume.after_seq.max(e.seq);
+                            if filter.accepts(&e) {
+                                printer.event(&e)?;
+                            }
                         }
                         Some(Item::Gap(g)) => {
                             resume.after_seq = resume.after_seq.max(g.last_missed_seq);
@@ -136,4 +139,79 @@ fn is_untrusted_server(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+/// `--container`, `--unit`, `--user`: a process event passes when its own context matches; a
+/// file, network or auth event when the process it names (by entity id) was seen to match.
+struct ContextFilter {
+    container: Option<String>,
+    unit: Option<String>,
+    user: Option<String>,
+    /// Entity ids of processes seen to match (bounded: the oldest are forgotten).
+    matching: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+const REMEMBERED: usize = 65_536;
+
+impl ContextFilter {
+    fn new(args: &WatchArgs) -> ContextFilter {
+        ContextFilter {
+            container: args.container.clone(),
+            unit: args.unit.clone(),
+            user: args.user.clone(),
+            matching: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.container.is_some() || self.unit.is_some() || self.user.is_some()
+    }
+
+    fn accepts(&mut self, e: &sec_tracker_proto::v1::Event) -> bool {
+        use sec_tracker_proto::v1::event::Details;
+        if !self.active() {
+            return true;
+        }
+        let entity = match &e.details {
+            Some(Details::Process(p)) => {
+                let ok = self.process_matches(p);
+                if ok && !p.entity_id.is_empty() && self.matching.insert(p.entity_id.clone()) {
+                    self.order.push_back(p.entity_id.clone());
+                    if self.order.len() > REMEMBERED {
+                        if let Some(old) = self.order.pop_front() {
+                            self.matching.remove(&old);
+                        }
+                    }
+                }
+                return ok;
+            }
+            Some(Details::File(f)) => &f.entity_id,
+            Some(Details::Network(n)) => &n.entity_id,
+            Some(Details::Auth(a)) => &a.entity_id,
+            _ => return false,
+        };
+        !entity.is_empty() && self.matching.contains(entity)
+    }
+
+    fn process_matches(&self, p: &sec_tracker_proto::v1::ProcessEvent) -> bool {
+        let container_ok = self.container.as_deref().is_none_or(|want| {
+            p.container.as_ref().is_some_and(|c| {
+                want == "any" || c.runtime == want || (!want.is_empty() && c.id.starts_with(want))
+            })
+        });
+        let unit_ok = self
+            .unit
+            .as_deref()
+            .is_none_or(|want| match want.strip_suffix('*') {
+                Some(prefix) => p.unit.starts_with(prefix),
+                None => p.unit == want,
+            });
+        let user_ok = self
+            .user
+            .as_deref()
+            .is_none_or(|want| p.login_user == want || p.user == want);
+        container_ok && unit_ok && user_ok
+    }
 }

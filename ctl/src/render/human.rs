@@ -174,7 +174,62 @@ pub(super) fn event_block(out: &mut impl Write, e: &Event, style: Style) -> io::
     if !details.is_empty() {
         writeln!(out, "Details: {details}")?;
     }
+    if let Some(event::Details::Process(pe)) = &e.details {
+        if !pe.ancestors.is_empty() {
+            writeln!(out, "Lineage: {}", lineage(pe))?;
+        }
+        let context = process_context(pe);
+        if !context.is_empty() {
+            writeln!(out, "Context: {context}")?;
+        }
+    }
     writeln!(out, "{}", "-".repeat(40))
+}
+
+/// `true(4242) ← sh(4241) ← sshd(702) ← systemd(1)`: the process, then who started it.
+pub(super) fn lineage(p: &ProcessEvent) -> String {
+    let name = if p.name.is_empty() { "?" } else { &p.name };
+    std::iter::once(format!("{}({})", t(name), p.pid))
+        .chain(p.ancestors.iter().map(|a| {
+            let n = if a.name.is_empty() { "?" } else { &a.name };
+            format!("{}({})", t(n), a.pid)
+        }))
+        .collect::<Vec<_>>()
+        .join(" ← ")
+}
+
+/// The login, unit, container and namespaces of a process, as far as they say something.
+fn process_context(p: &ProcessEvent) -> String {
+    let mut parts = Vec::new();
+    if let Some(uid) = p.login_uid {
+        let session = p
+            .session_id
+            .map(|s| format!(", session {s}"))
+            .unwrap_or_default();
+        parts.push(format!("login {} (uid {uid}{session})", t(&p.login_user)));
+    }
+    if !p.unit.is_empty() {
+        parts.push(format!("unit {}", t(&p.unit)));
+    }
+    if let Some(c) = &p.container {
+        let id: String = c.id.chars().take(12).collect();
+        parts.push(format!("container {} {}", t(&c.runtime), t(&id)));
+    }
+    if let Some(n) = &p.namespaces {
+        let own: Vec<&str> = [
+            (n.pid, "pid"),
+            (n.mnt, "mnt"),
+            (n.net, "net"),
+            (n.user, "user"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if !own.is_empty() {
+            parts.push(format!("own namespaces {}", own.join("+")));
+        }
+    }
+    parts.join(", ")
 }
 
 pub(super) fn compact_line(out: &mut impl Write, e: &Event, style: Style) -> io::Result<()> {

@@ -73,15 +73,35 @@ pub fn socket_group_gid() -> u32 {
         .as_raw()
 }
 
-/// A binary of the workspace, built beside `this_exe` (a test's `CARGO_BIN_EXE_…`) by
-/// `cargo test --workspace`.
+/// A binary of the workspace beside `this_exe` (a test's `CARGO_BIN_EXE_…`), built now if it is
+/// not there: `cargo test` builds another package's binaries only as test harnesses, so a fresh
+/// `cargo test --workspace` (or `-p collectord` alone) would not have them.
 pub fn workspace_bin(this_exe: &str, name: &str) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let p = Path::new(this_exe).with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        p.display()
-    );
+    let _one_build_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if !p.exists() {
+        let package = match name {
+            "collectord" | "shipperd" | "sec-trackerctl" => name,
+            _ => "sec-tracker-testkit",
+        };
+        let release = p
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-q", "-p", package, "--bin", name]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status();
+        assert!(
+            matches!(status, Ok(s) if s.success()) && p.exists(),
+            "{} is missing and `cargo build -p {package} --bin {name}` did not make it: {status:?}",
+            p.display()
+        );
+    }
     p
 }
 

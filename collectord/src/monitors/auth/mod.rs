@@ -524,6 +524,7 @@ fn auth_event(
             pid: r.pid,
             verified: verification.is_empty(),
             verification,
+            entity_id: String::new(),
         })),
         ..Default::default()
     }

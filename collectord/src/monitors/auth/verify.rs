@@ -210,11 +210,11 @@ mod tests {
             ),
             "just started watching"
         );
-        p.exited(gone, b"/usr/bin/logger");
+        p.exited(gone, b"/usr/bin/logger", "", "");
         assert!(
             matches!(text_line(&p, &rec("sshd", gone), true), Writer::Forged(w) if w.contains("was logger"))
         );
-        p.exited(gone, b"/usr/sbin/sshd");
+        p.exited(gone, b"/usr/sbin/sshd", "", "");
         assert_eq!(text_line(&p, &rec("sshd", gone), true), Writer::Verified);
     }
 

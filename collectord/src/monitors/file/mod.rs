@@ -20,7 +20,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::fanotify::Fanotify;
 use sec_tracker_proto::json::{escape_bytes, now_ns};
 use sec_tracker_proto::v1::{
     event, Event, EventType, FileAction, FileEvent, MonitorState, Severity,
@@ -28,6 +27,7 @@ use sec_tracker_proto::v1::{
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::severity;
+pub use attribution::{parse_named_events, Group as FanotifyGroup, NamedEvent};
 use baseline::Baseline;
 use hash::hex;
 pub use watcher::{diff, Change};
@@ -39,7 +39,7 @@ const BASELINE_FILE: &str = "file-baseline.jsonl";
 /// The file monitor, with its fanotify group opened beforehand (while collectord still held
 /// CAP_SYS_ADMIN; see [`crate::privileges`]).
 pub struct FileMonitor {
-    pub fanotify: Option<nix::Result<Fanotify>>,
+    pub fanotify: Option<nix::Result<FanotifyGroup>>,
 }
 
 impl Monitor for FileMonitor {
@@ -54,13 +54,13 @@ impl Monitor for FileMonitor {
 }
 
 /// The fanotify group attribution reads (needs CAP_SYS_ADMIN).
-pub fn open_fanotify() -> nix::Result<Fanotify> {
+pub fn open_fanotify() -> nix::Result<FanotifyGroup> {
     attribution::init()
 }
 
 fn run_watcher(
     ctx: &MonitorContext,
-    fanotify: Option<nix::Result<Fanotify>>,
+    fanotify: Option<nix::Result<FanotifyGroup>>,
 ) -> anyhow::Result<()> {
     let cfg = &ctx.config;
     let state_dir = cfg.agent.state_dir.join("collectord");
@@ -108,6 +108,7 @@ fn run_watcher(
     if let Some(old) = &stored {
         for mut c in diff(old, &current) {
             c.while_down = true;
+            c.attribution_note = "made while the agent was down".into();
             ctx.emit(file_event(&c));
         }
     }
@@ -120,8 +121,11 @@ fn run_watcher(
         started.elapsed().as_secs_f64(),
         match (w.attribution_on(), w.attribution_mark_errors()) {
             (false, _) => "unavailable".to_owned(),
-            (true, 0) => "by fanotify".to_owned(),
-            (true, n) => format!("by fanotify except {n} directories (mark limit)"),
+            (true, 0) => format!("by fanotify, {}", w.attribution_mode()),
+            (true, n) => format!(
+                "by fanotify, {}, except {n} directories (mark limit)",
+                w.attribution_mode()
+            ),
         }
     );
     tracing::info!("file monitor: {detail}");
@@ -291,6 +295,12 @@ pub fn file_event(c: &Change) -> Event {
             user: c.by.as_ref().map(|b| b.user.clone()).unwrap_or_default(),
             attribution_unavailable: c.by.is_none(),
             while_agent_down: c.while_down,
+            entity_id: c
+                .by
+                .as_ref()
+                .map(|b| b.entity_id.clone())
+                .unwrap_or_default(),
+            attribution_note: c.attribution_note.clone(),
         })),
         ..Default::default()
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::attribution::{Attribution, Attributor};
+use super::attribution::{Attribution, Attributor, Kind};
 use super::baseline::{self, Baseline, FileState, ScanLimits};
 use super::tree::{self, Trees};
 use sec_tracker_proto::v1::FileAction;
@@ -49,6 +49,8 @@ pub struct Change {
     pub by: Option<Attribution>,
     /// Further writes folded into this one (a large file rewritten faster than it is re-hashed).
     pub coalesced: u32,
+    /// Why `by` is empty, when it is.
+    pub attribution_note: String,
 }
 
 impl Change {
@@ -67,6 +69,7 @@ impl Change {
             while_down: false,
             by: None,
             coalesced: 0,
+            attribution_note: String::new(),
         }
     }
 }
@@ -286,6 +289,11 @@ impl Watcher {
         self.attributor.as_ref().map(Attributor::fd)
     }
 
+    /// What the attribution covers, for status.
+    pub(super) fn attribution_mode(&self) -> &'static str {
+        self.attributor.as_ref().map_or("none", Attributor::mode)
+    }
+
     pub(super) fn attribution_on(&self) -> bool {
         self.attributor.is_some()
     }
@@ -482,7 +490,12 @@ impl Watcher {
                 return Ok(());
             }
             for (wd, mask, cookie, name) in events {
+                let at = out.len();
                 self.handle(wd, mask, cookie, name.as_deref(), out);
+                // The event's own change (not what adopting a moved-in tree adds after it).
+                if let Some(c) = out.get_mut(at) {
+                    attribute(self.attributor.as_mut(), mask, c);
+                }
             }
             if out.len() - first >= EMIT_EVERY {
                 // Still mid-batch only if more is queued: an emptied queue ends the batch, as
@@ -555,7 +568,10 @@ impl Watcher {
                 }
             }
         } else if mask.contains(EventMask::CLOSE_WRITE) {
-            let by = self.attributor.as_mut().and_then(|a| a.take(&path));
+            let by = self
+                .attributor
+                .as_mut()
+                .and_then(|a| a.take(Kind::Write, &path));
             if self.pending_creates.remove(&path).is_some() {
                 let after = self.stat(&path);
                 if let Some(s) = &after {
@@ -611,6 +627,7 @@ impl Watcher {
                         while_down: false,
                         by: None,
                         coalesced: 0,
+                        attribution_note: String::new(),
                     });
                 }
                 None => {
@@ -766,6 +783,37 @@ impl Watcher {
         self.baseline = now;
         self.pending_creates.clear();
         self.dirty = true;
+    }
+}
+
+/// Names the process behind `c` (the change one inotify event made), or says why none is named.
+/// A close-write was attributed when it was handled; it only gets the reason here.
+fn attribute(attributor: Option<&mut Attributor>, mask: EventMask, c: &mut Change) {
+    if c.by.is_some() {
+        return;
+    }
+    let Some(a) = attributor else {
+        c.attribution_note = "fanotify unavailable (needs CAP_SYS_ADMIN at start)".into();
+        return;
+    };
+    let kind = if mask.contains(EventMask::CLOSE_WRITE) {
+        Kind::Write
+    } else if mask.contains(EventMask::CREATE) {
+        Kind::Create
+    } else if mask.contains(EventMask::DELETE) {
+        Kind::Delete
+    } else if mask.contains(EventMask::MOVED_TO) {
+        Kind::MovedTo
+    } else if mask.contains(EventMask::ATTRIB) {
+        Kind::Attrib
+    } else {
+        return;
+    };
+    if kind != Kind::Write {
+        c.by = a.take(kind, &c.path);
+    }
+    if c.by.is_none() {
+        c.attribution_note = a.why_not(kind, &c.path).into();
     }
 }
 

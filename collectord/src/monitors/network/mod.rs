@@ -392,6 +392,7 @@ impl Scanner {
                 uid: s.uid,
                 user,
                 inode: s.inode,
+                entity_id: String::new(),
             })),
             ..Default::default()
         }

@@ -6,6 +6,7 @@
 //! overruns (the kernel dropping messages) are counted and announced, never silent.
 
 mod connector;
+pub mod context;
 mod poll;
 pub mod proc_reader;
 mod tracker;
@@ -103,7 +104,7 @@ impl Clock {
 fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<()> {
     let clock = Clock::new();
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
-    let mut tracker = Tracker::new(max_cmdline);
+    let mut tracker = Tracker::new(max_cmdline, std::sync::Arc::clone(&ctx.processes));
     tracker.seed_from_proc();
     ctx.processes.watching();
     ctx.health
@@ -170,7 +171,7 @@ fn handle(
         ProcEvent::Exec { tgid, ts_ns, .. } => {
             let e = tracker.exec(tgid, clock.utc(ts_ns));
             if let Some(sec_tracker_proto::v1::event::Details::Process(p)) = &e.details {
-                ctx.processes.started(tgid, &p.exe);
+                ctx.processes.started(tgid, &p.exe, &p.user, &p.entity_id);
             }
             ctx.emit(e);
         }
@@ -185,7 +186,7 @@ fn handle(
         } if pid == tgid => {
             let e = tracker.exit(tgid, Some(exit_code), clock.utc(ts_ns));
             if let Some(sec_tracker_proto::v1::event::Details::Process(p)) = &e.details {
-                ctx.processes.exited(tgid, &p.exe);
+                ctx.processes.exited(tgid, &p.exe, &p.user, &p.entity_id);
             }
             ctx.emit(e);
         }

@@ -11,8 +11,9 @@ pub(super) async fn run(ctx: MonitorContext) -> anyhow::Result<()> {
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
     let interval = ctx.config.monitoring.scan_interval;
     let ctx2 = ctx.clone();
+    let processes = std::sync::Arc::clone(&ctx.processes);
     let mut tracker = tokio::task::spawn_blocking(move || {
-        let mut t = Tracker::new(max_cmdline);
+        let mut t = Tracker::new(max_cmdline, processes);
         t.seed_from_proc();
         t
     })
@@ -41,6 +42,7 @@ fn scan(tracker: &mut Tracker, ctx: &MonitorContext) {
         ctx.emit(tracker.exit(pid, None, now));
     }
     let mut new: Vec<u32> = live.into_iter().filter(|p| !tracker.is_known(*p)).collect();
+    // Parents (lower pids, mostly) first, so that children find their parent's node.
     new.sort_unstable();
     for pid in new {
         ctx.emit(tracker.exec(pid, now));

@@ -2,15 +2,23 @@
 //! knows of each live process so that exits and uid changes can name the process.
 //!
 //! The table holds live processes only (an exit removes the entry) and is capped, so it cannot
-//! grow without bound on a host that forks faster than it reaps.
+//! grow without bound on a host that forks faster than it reaps. Each process's [`Node`] goes to
+//! the shared table ([`Processes`]), pointing at its parent's: the lineage on an event comes from
+//! there, and stays right when a parent exits before its child runs anything.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 
-use sec_tracker_proto::v1::{event, Event, EventType, ProcessAction, ProcessEvent, Severity};
+use sec_tracker_proto::v1::{
+    event, Container, Event, EventType, Namespaces, ProcessAction, ProcessEvent, ProcessRef,
+    Severity,
+};
 
+use super::context::{entity_id, ContextReader, ProcessContext};
 use super::proc_reader::{Details, ProcReader};
 use super::NAME;
+use crate::processes::{Node, Processes};
 use crate::severity;
 use crate::users::UserNames;
 
@@ -27,45 +35,86 @@ struct Known {
     ppid: u32,
     /// When the exec (or fork) was seen, in the event clock; 0 when seen at start.
     started_ns: i64,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat`), part of the entity id.
+    starttime: Option<u64>,
+    node: Option<Arc<Node>>,
+    /// Read at exec (a fork inherits its parent's).
+    context: Option<Arc<ProcessContext>>,
 }
 
 pub(super) struct Tracker {
     known: HashMap<u32, Known>,
     reader: ProcReader,
+    context: ContextReader,
+    processes: Arc<Processes>,
     users: UserNames,
     /// Entries not kept because the table was full.
     pub untracked: u64,
 }
 
 impl Tracker {
-    pub(super) fn new(max_cmdline: usize) -> Tracker {
+    pub(super) fn new(max_cmdline: usize, processes: Arc<Processes>) -> Tracker {
         Tracker {
             known: HashMap::new(),
             reader: ProcReader::new(max_cmdline),
+            context: ContextReader::new(),
+            processes,
             users: UserNames::new(),
             untracked: 0,
         }
     }
 
-    /// Learns the processes already running, so that their exits can be named.
+    /// Learns the processes already running, so that their exits can be named and their
+    /// children's lineage told. Oldest first: a parent starts before its children.
     pub(super) fn seed_from_proc(&mut self) {
+        let mut found = Vec::new();
         for pid in list_pids() {
             let d = self.reader.read(pid);
-            if let Some(s) = &d.status {
-                self.remember(
-                    pid,
-                    Known {
-                        name: s.name.clone(),
-                        exe: d.exe.clone(),
-                        uid: s.uid,
-                        euid: s.euid,
-                        suid: s.suid,
-                        ppid: s.ppid,
-                        started_ns: 0,
-                    },
-                );
+            if let Some(s) = d.status {
+                let start = self.context.starttime(pid);
+                let context = Arc::new(self.context.read_context(pid));
+                found.push((start, pid, s, d.exe, context));
             }
         }
+        found.sort_by_key(|(start, pid, ..)| (start.unwrap_or(u64::MAX), *pid));
+        for (starttime, pid, s, exe, context) in found {
+            let parent = self.processes.node(s.ppid);
+            let node = self.new_node(pid, &s.name, &exe, s.uid, starttime, parent);
+            self.remember(
+                pid,
+                Known {
+                    name: s.name,
+                    exe,
+                    uid: s.uid,
+                    euid: s.euid,
+                    suid: s.suid,
+                    ppid: s.ppid,
+                    started_ns: 0,
+                    starttime,
+                    node: Some(node),
+                    context: Some(context),
+                },
+            );
+        }
+    }
+
+    /// The node of a process now running as `pid`, entered in the shared table.
+    fn new_node(
+        &mut self,
+        pid: u32,
+        name: &str,
+        exe: &[u8],
+        uid: u32,
+        starttime: Option<u64>,
+        parent: Option<Arc<Node>>,
+    ) -> Arc<Node> {
+        let id = starttime
+            .map(|s| entity_id(self.context.boot_id(), pid, s))
+            .unwrap_or_default();
+        let user = self.users.name(uid);
+        let node = Node::new(pid, name.to_owned(), exe.to_vec(), user, id, parent);
+        self.processes.set_live(Arc::clone(&node));
+        node
     }
 
     pub(super) fn is_known(&self, pid: u32) -> bool {
@@ -84,9 +133,13 @@ impl Tracker {
         self.known.insert(pid, k);
     }
 
-    /// A new process that has not exec'd: it carries its parent's identity until it does.
+    /// A new process that has not exec'd: it carries its parent's identity until it does, and
+    /// has its own entity id from now on.
     pub(super) fn fork(&mut self, parent: u32, child: u32, ts_ns: i64) {
         let mut k = self.known.get(&parent).cloned().unwrap_or_default();
+        let parent_node = self.processes.node(parent).or_else(|| k.node.clone());
+        k.starttime = self.context.starttime(child);
+        k.node = Some(self.new_node(child, &k.name, &k.exe, k.uid, k.starttime, parent_node));
         k.ppid = parent;
         k.started_ns = ts_ns;
         self.remember(child, k);
@@ -125,6 +178,19 @@ impl Tracker {
                 ts_ns
             }
         });
+        // Who started it: the parent its fork was seen from (or the program it replaced was
+        // started by), else the one /proc names now.
+        let parent_node = before
+            .as_ref()
+            .and_then(|b| b.node.as_ref())
+            .and_then(|n| n.parent.clone())
+            .or_else(|| self.processes.node(ppid));
+        let starttime = before
+            .as_ref()
+            .and_then(|b| b.starttime)
+            .or_else(|| self.context.starttime(pid));
+        let node = self.new_node(pid, &name, &d.exe, uid, starttime, parent_node);
+        let context = Arc::new(self.context.read_context(pid));
         self.remember(
             pid,
             Known {
@@ -135,6 +201,9 @@ impl Tracker {
                 suid,
                 ppid,
                 started_ns,
+                starttime,
+                node: Some(Arc::clone(&node)),
+                context: Some(Arc::clone(&context)),
             },
         );
         let shown = if name.is_empty() {
@@ -150,33 +219,78 @@ impl Tracker {
             format!("Process started: {shown} (PID: {pid})")
         };
         let severity = severity::exec(&d.exe);
-        event(
-            ts_ns,
-            severity,
-            message,
-            ProcessEvent {
-                action: ProcessAction::Exec as i32,
-                pid,
-                ppid,
-                uid,
-                user,
-                gid,
-                euid,
-                egid,
-                exe: d.exe,
-                argv: d.argv,
-                name,
-                parent_name,
-                cwd: d.cwd,
-                details_missing: missing,
-                argv_truncated: d.argv_truncated,
-                ..Default::default()
-            },
-        )
+        let mut p = ProcessEvent {
+            action: ProcessAction::Exec as i32,
+            pid,
+            ppid,
+            uid,
+            user,
+            gid,
+            euid,
+            egid,
+            exe: d.exe,
+            argv: d.argv,
+            name,
+            parent_name,
+            cwd: d.cwd,
+            details_missing: missing,
+            argv_truncated: d.argv_truncated,
+            ..Default::default()
+        };
+        self.with_context(&mut p, Some(&node), Some(&context));
+        event(ts_ns, severity, message, p)
+    }
+
+    /// Fills in who the process is (entity ids, lineage) and where it runs.
+    fn with_context(
+        &mut self,
+        p: &mut ProcessEvent,
+        node: Option<&Arc<Node>>,
+        context: Option<&ProcessContext>,
+    ) {
+        if let Some(node) = node {
+            p.entity_id.clone_from(&node.entity_id);
+            if let Some(parent) = &node.parent {
+                p.parent_entity_id.clone_from(&parent.entity_id);
+            }
+            // The chain is told when a program starts (and when it changes uid); an exit or a
+            // gid change names the process by its ids, which join it to that exec.
+            let with_chain = matches!(p.action(), ProcessAction::Exec | ProcessAction::UidChange);
+            p.ancestors = node
+                .ancestors()
+                .filter(|_| with_chain)
+                .map(|a| ProcessRef {
+                    pid: a.pid,
+                    name: a.name.clone(),
+                    exe: a.exe.clone(),
+                    entity_id: a.entity_id.clone(),
+                })
+                .collect();
+        }
+        if let Some(c) = context {
+            p.login_uid = c.login_uid;
+            p.login_user = c.login_uid.map(|u| self.users.name(u)).unwrap_or_default();
+            p.session_id = c.session_id;
+            p.unit.clone_from(&c.cgroup.unit);
+            p.container = c.cgroup.container.as_ref().map(|k| Container {
+                runtime: k.runtime.to_owned(),
+                id: k.id.clone(),
+            });
+            let ns = c.namespaces;
+            if ns.pid || ns.mnt || ns.net || ns.user {
+                p.namespaces = Some(Namespaces {
+                    pid: ns.pid,
+                    mnt: ns.mnt,
+                    net: ns.net,
+                    user: ns.user,
+                });
+            }
+        }
     }
 
     /// `wait_status` is the kernel's encoding (code << 8 | signal); None when unknown (polling).
     pub(super) fn exit(&mut self, pid: u32, wait_status: Option<u32>, ts_ns: i64) -> Event {
+        let node = self.processes.end(pid);
         let k = self.known.remove(&pid);
         let known = k.is_some();
         let k = k.unwrap_or_default();
@@ -196,26 +310,24 @@ impl Tracker {
             0
         };
         let user = self.users.name(k.uid);
-        event(
-            ts_ns,
-            Severity::Info,
-            format!("Process exited: {shown} (PID: {pid}{how})"),
-            ProcessEvent {
-                action: ProcessAction::Exit as i32,
-                pid,
-                ppid: k.ppid,
-                uid: k.uid,
-                user,
-                euid: k.euid,
-                exe: k.exe,
-                name: k.name,
-                exit_code: code,
-                exit_signal: signal,
-                runtime_ms,
-                details_missing: !known,
-                ..Default::default()
-            },
-        )
+        let message = format!("Process exited: {shown} (PID: {pid}{how})");
+        let mut p = ProcessEvent {
+            action: ProcessAction::Exit as i32,
+            pid,
+            ppid: k.ppid,
+            uid: k.uid,
+            user,
+            euid: k.euid,
+            exe: k.exe,
+            name: k.name,
+            exit_code: code,
+            exit_signal: signal,
+            runtime_ms,
+            details_missing: !known,
+            ..Default::default()
+        };
+        self.with_context(&mut p, node.or(k.node).as_ref(), k.context.as_deref());
+        event(ts_ns, Severity::Info, message, p)
     }
 
     /// A thread `tid` of process `pid` changed its real/effective uid. Every thread's change
@@ -254,7 +366,20 @@ impl Tracker {
         let old_uid = before.as_ref().map(|k| k.uid);
         let old_text = old_uid.map_or("?".to_owned(), |u| u.to_string());
         let user = self.users.name(ruid);
-        let k = before.clone().unwrap_or_default();
+        let mut k = before.clone().unwrap_or_default();
+        // The shared table says who the process is now (the same entity, another user).
+        if let Some(n) = &k.node {
+            let now = Node::new(
+                n.pid,
+                n.name.clone(),
+                n.exe.clone(),
+                user.clone(),
+                n.entity_id.clone(),
+                n.parent.clone(),
+            );
+            self.processes.set_live(Arc::clone(&now));
+            k.node = Some(now);
+        }
         self.remember(
             pid,
             Known {
@@ -277,51 +402,47 @@ impl Tracker {
         } else {
             ""
         };
-        Some(event(
-            ts_ns,
-            severity,
-            format!("Process {name} (PID: {pid}{thread}) changed uid {old_text} -> {ruid} (euid {euid}, user {user}){why}"),
-            ProcessEvent {
-                action: ProcessAction::UidChange as i32,
-                pid,
-                ppid: k.ppid,
-                uid: ruid,
-                euid,
-                user,
-                exe: k.exe,
-                name,
-                old_uid: old_uid.unwrap_or(0),
-                old_euid: before.map_or(0, |b| b.euid),
-                details_missing: old_uid.is_none(),
-                ..Default::default()
-            },
-        ))
+        let message = format!("Process {name} (PID: {pid}{thread}) changed uid {old_text} -> {ruid} (euid {euid}, user {user}){why}");
+        let mut p = ProcessEvent {
+            action: ProcessAction::UidChange as i32,
+            pid,
+            ppid: k.ppid,
+            uid: ruid,
+            euid,
+            user,
+            exe: k.exe,
+            name,
+            old_uid: old_uid.unwrap_or(0),
+            old_euid: before.map_or(0, |b| b.euid),
+            details_missing: old_uid.is_none(),
+            ..Default::default()
+        };
+        self.with_context(&mut p, k.node.as_ref(), k.context.as_deref());
+        Some(event(ts_ns, severity, message, p))
     }
 
     pub(super) fn gid_change(&mut self, pid: u32, rgid: u32, egid: u32, ts_ns: i64) -> Event {
         let k = self.known.get(&pid).cloned().unwrap_or_default();
         let user = self.users.name(k.uid);
-        event(
-            ts_ns,
-            Severity::Info,
-            format!(
-                "Process {} (PID: {pid}) changed gid to {rgid} (egid {egid})",
-                k.name
-            ),
-            ProcessEvent {
-                action: ProcessAction::GidChange as i32,
-                pid,
-                ppid: k.ppid,
-                uid: k.uid,
-                euid: k.euid,
-                user,
-                gid: rgid,
-                egid,
-                exe: k.exe,
-                name: k.name,
-                ..Default::default()
-            },
-        )
+        let message = format!(
+            "Process {} (PID: {pid}) changed gid to {rgid} (egid {egid})",
+            k.name
+        );
+        let mut p = ProcessEvent {
+            action: ProcessAction::GidChange as i32,
+            pid,
+            ppid: k.ppid,
+            uid: k.uid,
+            euid: k.euid,
+            user,
+            gid: rgid,
+            egid,
+            exe: k.exe,
+            name: k.name,
+            ..Default::default()
+        };
+        self.with_context(&mut p, k.node.as_ref(), k.context.as_deref());
+        event(ts_ns, Severity::Info, message, p)
     }
 }
 
