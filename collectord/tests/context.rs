@@ -317,6 +317,24 @@ async fn the_login_user_is_kept_under_root() {
         (Some(65534), "nobody")
     );
     assert!(p.session_id.is_some(), "{p:?}");
+
+    // On a terminal (script(1) gives it a pseudo-terminal), the tty is named.
+    let t = tag("tty");
+    assert!(Command::new("script")
+        .args(["-qec", &format!("/bin/sh -c 'sleep 0.2' {t}"), "/dev/null"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let mut got = None;
+    read_until(&mut s, "the exec on a terminal", |e| {
+        let p = process(e).filter(|p| p.action() == ProcessAction::Exec && last_arg_is(p, &t));
+        got = p.cloned();
+        got.is_some()
+    })
+    .await;
+    let p = got.unwrap();
+    assert!(p.tty.starts_with("pts/"), "{p:?}");
 }
 
 /// Files created, made setuid, renamed and deleted by `nobody` in a watched directory: every

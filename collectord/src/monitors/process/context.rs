@@ -44,6 +44,10 @@ pub struct Namespaces {
 /// Everything read for one process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessContext {
+    /// From `/proc/<pid>/stat`: part of the entity id.
+    pub starttime: Option<u64>,
+    /// Its controlling terminal (`pts/3`, `tty1`), if any.
+    pub tty: Option<String>,
     pub login_uid: Option<u32>,
     pub session_id: Option<u32>,
     pub cgroup: Cgroup,
@@ -174,6 +178,27 @@ pub fn parse_starttime(stat: &[u8]) -> Option<u64> {
     std::str::from_utf8(field).ok()?.trim().parse().ok()
 }
 
+/// The controlling terminal (field 7 of `/proc/<pid>/stat`, a device number) by its name under
+/// `/dev`; None for none or a device this does not name.
+pub fn parse_tty(stat: &[u8]) -> Option<String> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let field = stat
+        .get(close + 1..)?
+        .split(|b| *b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(4)?;
+    let nr: i64 = std::str::from_utf8(field).ok()?.parse().ok()?;
+    let nr = u32::try_from(nr).ok().filter(|n| *n != 0)?;
+    let major = (nr >> 8) & 0xfff;
+    let minor = (nr & 0xff) | ((nr >> 12) & 0xf_ff00);
+    match major {
+        136..=143 => Some(format!("pts/{}", (major - 136) * 256 + minor)),
+        4 if minor < 64 => Some(format!("tty{minor}")),
+        4 => Some(format!("ttyS{}", minor - 64)),
+        _ => None,
+    }
+}
+
 /// `/proc/<pid>/loginuid` or `sessionid`: None when unset (`4294967295`, `-1`) or unreadable.
 pub fn parse_audit_id(text: &[u8]) -> Option<u32> {
     let v: i64 = std::str::from_utf8(text).ok()?.trim().parse().ok()?;
@@ -250,6 +275,10 @@ impl ContextReader {
     }
 
     pub fn read_context(&mut self, pid: u32) -> ProcessContext {
+        let (starttime, tty) = match self.read(&format!("/proc/{pid}/stat"), 4096) {
+            Some(()) => (parse_starttime(&self.buf), parse_tty(&self.buf)),
+            None => (None, None),
+        };
         let login_uid = self
             .read(&format!("/proc/{pid}/loginuid"), 32)
             .and_then(|()| parse_audit_id(&self.buf));
@@ -274,6 +303,8 @@ impl ContextReader {
             *flag = !link.is_empty() && !self.host_ns[i].is_empty() && link != self.host_ns[i];
         }
         ProcessContext {
+            starttime,
+            tty,
             login_uid,
             session_id,
             cgroup,
@@ -376,6 +407,21 @@ mod tests {
         assert_eq!(parse_starttime(stat), Some(987654));
         assert_eq!(parse_starttime(b"4242 (x) S 1"), None);
         assert_eq!(parse_starttime(b""), None);
+    }
+
+    #[test]
+    fn terminals_by_name() {
+        let stat =
+            |tty_nr: u32| format!("1 (sh) S 0 1 1 {tty_nr} -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0");
+        assert_eq!(parse_tty(stat(0x8803).as_bytes()), Some("pts/3".into()));
+        assert_eq!(
+            parse_tty(stat((137 << 8) | 4).as_bytes()),
+            Some("pts/260".into())
+        );
+        assert_eq!(parse_tty(stat(0x0401).as_bytes()), Some("tty1".into()));
+        assert_eq!(parse_tty(stat(0x0440).as_bytes()), Some("ttyS0".into()));
+        assert_eq!(parse_tty(stat(0).as_bytes()), None);
+        assert_eq!(parse_starttime(stat(0).as_bytes()), Some(5));
     }
 
     #[test]

@@ -71,9 +71,8 @@ impl Tracker {
         for pid in list_pids() {
             let d = self.reader.read(pid);
             if let Some(s) = d.status {
-                let start = self.context.starttime(pid);
                 let context = Arc::new(self.context.read_context(pid));
-                found.push((start, pid, s, d.exe, context));
+                found.push((context.starttime, pid, s, d.exe, context));
             }
         }
         found.sort_by_key(|(start, pid, ..)| (start.unwrap_or(u64::MAX), *pid));
@@ -185,12 +184,12 @@ impl Tracker {
             .and_then(|b| b.node.as_ref())
             .and_then(|n| n.parent.clone())
             .or_else(|| self.processes.node(ppid));
+        let context = Arc::new(self.context.read_context(pid));
         let starttime = before
             .as_ref()
             .and_then(|b| b.starttime)
-            .or_else(|| self.context.starttime(pid));
+            .or(context.starttime);
         let node = self.new_node(pid, &name, &d.exe, uid, starttime, parent_node);
-        let context = Arc::new(self.context.read_context(pid));
         self.remember(
             pid,
             Known {
@@ -268,6 +267,9 @@ impl Tracker {
                 .collect();
         }
         if let Some(c) = context {
+            if p.tty.is_empty() {
+                p.tty = c.tty.clone().unwrap_or_default();
+            }
             p.login_uid = c.login_uid;
             p.login_user = c.login_uid.map(|u| self.users.name(u)).unwrap_or_default();
             p.session_id = c.session_id;
