@@ -20,9 +20,12 @@ use crate::monitors::system_info::{self, SystemInfoMonitor, SystemSampler};
 use crate::monitors::{agent_notice, Monitor, MonitorContext, MonitorHealth};
 use crate::privileges::Opened;
 use crate::processes::Processes;
+use crate::rules::Rules;
 
 pub struct Collector {
     config: Arc<Config>,
+    /// The rules in force; [`Collector::reload_rules`] swaps them.
+    rules: Rules,
     hub: Arc<Hub>,
     sampler: Arc<Mutex<SystemSampler>>,
     health: Vec<Arc<MonitorHealth>>,
@@ -38,13 +41,21 @@ pub struct Collector {
 impl Collector {
     /// Starts every enabled monitor, opening what they need itself (in-process use, as root).
     /// Must be called inside a tokio runtime.
+    /// Rules that cannot be read are reported and the built-in ones used.
     pub fn start(
         config: Config,
         config_path: Option<PathBuf>,
         socket_path: Option<PathBuf>,
     ) -> Arc<Collector> {
         let opened = Opened::open(&config, None);
-        Collector::start_with(config, config_path, socket_path, opened)
+        let rules = Rules::load(Some(&config.monitoring.rules_dir)).unwrap_or_else(|problems| {
+            for p in &problems {
+                tracing::warn!("{p}");
+            }
+            tracing::warn!("rule files have problems: using the built-in rules only");
+            Rules::load(None).expect("the built-in rules are checked by their tests")
+        });
+        Collector::start_with(config, config_path, socket_path, opened, rules)
     }
 
     /// Starts every enabled monitor with what was opened while the start-up capabilities were
@@ -54,6 +65,7 @@ impl Collector {
         config_path: Option<PathBuf>,
         socket_path: Option<PathBuf>,
         opened: Opened,
+        rules: Rules,
     ) -> Arc<Collector> {
         let config = Arc::new(config);
         let hub = Hub::from_config(&config);
@@ -96,6 +108,7 @@ impl Collector {
                 shutdown: shutdown.clone(),
                 health: Arc::clone(&h),
                 processes: Arc::clone(&processes),
+                rules: rules.clone(),
             };
             tasks.spawn(async move {
                 let name = h.name;
@@ -117,6 +130,7 @@ impl Collector {
             shutdown.clone(),
         ));
         Arc::new(Collector {
+            rules,
             config,
             hub,
             sampler,
@@ -136,6 +150,15 @@ impl Collector {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Reads the rules again (SIGHUP): on any problem the rules in force stay, and the problems
+    /// are returned.
+    pub fn reload_rules(&self) -> Result<usize, Vec<crate::rules::Problem>> {
+        let fresh = Rules::load(Some(&self.config.monitoring.rules_dir))?;
+        let n = fresh.current().rules.len();
+        self.rules.replace((*fresh.current()).clone());
+        Ok(n)
     }
 
     /// Cancelled when the collector stops; subscriber streams end with it.

@@ -294,11 +294,9 @@ async fn forward(
     if tx.send(item(Item::Hello(hello))).await.is_err() {
         return;
     }
-    if let Some(g) = first_gap {
-        if tx.send(item(Item::Gap(g))).await.is_err() {
-            return;
-        }
-    }
+    // Told with the first read: what the ring let go between the attach and that read joins it,
+    // so that the gap and the first event after it agree exactly.
+    let mut first_gap = first_gap;
     let mut next = from;
     let mut reason = catching_up;
     let mut chunk = Vec::with_capacity(READ_CHUNK);
@@ -309,8 +307,22 @@ async fn forward(
         let published = hub.published.notified();
         tokio::pin!(published);
         published.as_mut().enable();
-        let read = hub.lock().ring.read(next, READ_CHUNK, &mut chunk);
+        let mut read = hub.lock().ring.read(next, READ_CHUNK, &mut chunk);
         next = read.next;
+        if let Some(mut g) = first_gap.take() {
+            let m = read.missing;
+            if m.count > 0 && (g.missed == 0 || m.first == g.last_missed_seq + 1) {
+                if g.missed == 0 {
+                    g.first_missed_seq = m.first;
+                }
+                g.missed += m.count;
+                g.last_missed_seq = m.last;
+                read.missing = Missing::default();
+            }
+            if tx.send(item(Item::Gap(g))).await.is_err() {
+                return;
+            }
+        }
         if read.missing.count > 0 {
             if reason == GapReason::SlowSubscriber {
                 hub.skipped.fetch_add(read.missing.count, Ordering::Relaxed);

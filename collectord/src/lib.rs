@@ -1,16 +1,17 @@
 //! collectord: the privileged half of sec-tracker.
 //!
-//! It watches the host — system information and processes today, files, logins and network
-//! connections as their monitors land — numbers every event, keeps the most recent ones in a
-//! ring, and streams them over gRPC on a Unix socket to `shipperd` and `sec-trackerctl`.
+//! It watches the host — system information, processes, files, logins and network connections —
+//! judges every event with the detection rules, numbers it, keeps the recent ones in a ring, and
+//! streams them over gRPC on a Unix socket to `shipperd` and `sec-trackerctl`.
 //!
 //! The monitors live in this library rather than in the binary so that `sec-trackerctl` can run
 //! exactly the same code in-process when no daemon is running (standalone local mode):
 //! [`Collector::start`] assembles them, [`hub::Hub`] fans their events out.
 //!
-//! Where to look: each monitor has a folder under [`monitors`]; [`hub`] holds the ring, replay
-//! and slow-subscriber handling; [`server`] is the socket API (the socket itself and who may use
-//! it are the shared plumbing in `sec_tracker_proto::local`); [`severity`] has the rules;
+//! Where to look: each monitor has a folder under [`monitors`]; [`rules`] decides severities
+//! (with the stateful signals of [`severity`]); [`hub`] holds the ring, replay, floods and gaps;
+//! [`processes`] the live process table every monitor shares; [`server`] is the socket API (the
+//! socket itself and who may use it are the shared plumbing in `sec_tracker_proto::local`);
 //! [`kernel`] is the only module with `unsafe`.
 
 pub mod collector;
@@ -20,6 +21,7 @@ pub mod monitors;
 pub mod netlink;
 pub mod privileges;
 pub mod processes;
+pub mod rules;
 pub mod server;
 pub mod severity;
 pub mod users;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use collectord::privileges::{self, Opened};
+use collectord::rules::Rules;
 use collectord::{server, Collector};
 use sec_tracker_proto::daemon::{DaemonArgs, StopSignals};
 use sec_tracker_proto::local::peer::{self, Limits, PeerPolicy};
@@ -42,6 +43,17 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Rules are part of the configuration: a problem in one stops the start, like a bad key.
+    let rules = match Rules::load(Some(&config.monitoring.rules_dir)) {
+        Ok(r) => r,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("collectord: {p}");
+                tracing::error!("{p}");
+            }
+            return ExitCode::from(64);
+        }
+    };
     let socket_path = args
         .socket
         .unwrap_or_else(|| config.agent.collector_socket.clone());
@@ -65,6 +77,7 @@ fn main() -> ExitCode {
         staged,
         policy,
         opened,
+        rules,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
@@ -117,9 +130,33 @@ async fn run(
     staged: socket::Staged,
     policy: PeerPolicy,
     opened: Opened,
+    rules: Rules,
 ) -> anyhow::Result<()> {
     let mut signals = StopSignals::install().context("installing the signal handlers")?;
-    let collector = Collector::start_with(config, config_path, Some(socket_path.clone()), opened);
+    let collector = Collector::start_with(
+        config,
+        config_path,
+        Some(socket_path.clone()),
+        opened,
+        rules,
+    );
+    // SIGHUP reads the rules again; a bad file keeps the rules in force and says why.
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let reloader = std::sync::Arc::clone(&collector);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match reloader.reload_rules() {
+                Ok(n) => tracing::info!(rules = n, "SIGHUP: rules reloaded"),
+                Err(problems) => {
+                    for p in &problems {
+                        tracing::error!("{p}");
+                    }
+                    tracing::error!("SIGHUP: the rules have problems; the rules in force stay");
+                }
+            }
+        }
+    });
     tracing::info!(socket = %socket_path.display(), stream_id = collector.hub().stream_id(), "collectord serving");
 
     let (listener, published) = staged.publish()?;

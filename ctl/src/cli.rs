@@ -43,8 +43,26 @@ pub(crate) enum Command {
     ConfigCheck,
     /// Check the way to the management server: DNS, TCP, TLS, then the API key
     TestConnection,
+    /// The detection rules: list them, or try them on recorded events
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RulesCommand {
+    /// Every rule in force (built-in, then monitoring.rules_dir): id, severity, ATT&CK, title
+    List {
+        /// One JSON object per rule
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replays recorded events (`watch --json` lines) through the rules and prints what would fire
+    Test {
+        /// A file of JSON lines, or - for standard input
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -22,6 +22,8 @@ pub const DEFAULT_SHIPPER_SOCKET: &str = "/run/sec-tracker-shipper/shipper.sock"
 pub const DEFAULT_SOCKET_GROUP: &str = "sec-tracker";
 /// The user shipperd runs as.
 pub const DEFAULT_SHIPPER_USER: &str = "sec-tracker";
+/// The operator's detection rules.
+pub const DEFAULT_RULES_DIR: &str = "/etc/sec-tracker/rules.d";
 /// Where the daemons keep their state.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sec-tracker";
 /// 32 MiB: at a few hundred bytes an event, a minute or more of 2,000 events/s, so a shipper
@@ -136,6 +138,8 @@ pub struct MonitoringConfig {
     pub flood_window: Duration,
     /// the text auth logs to follow (those that exist).
     pub auth_logs: Vec<PathBuf>,
+    /// The operator's detection rules (`*.json`), read after the built-in ones.
+    pub rules_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +202,7 @@ impl Default for Config {
                     PathBuf::from("/var/log/auth.log"),
                     PathBuf::from("/var/log/secure"),
                 ],
+                rules_dir: PathBuf::from(DEFAULT_RULES_DIR),
             },
             local_output: LocalOutputConfig {
                 json_format: false,
@@ -415,6 +420,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.int("flood_limit", 1, u64::MAX, &mut v.flood_limit);
                 s.duration("flood_window", &mut v.flood_window);
                 s.path_list("auth_logs", &mut v.auth_logs);
+                s.path("rules_dir", &mut v.rules_dir);
             }
             _ => {
                 let v = &mut c.local_output;

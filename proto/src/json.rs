@@ -274,6 +274,11 @@ impl Serialize for EventJson<'_> {
         if let Some(d) = &e.details {
             m.serialize_entry("details", &DetailsJson(d))?;
         }
+        if !e.rule_id.is_empty() {
+            m.serialize_entry("rule_id", &e.rule_id)?;
+            m.serialize_entry("rule_title", &e.rule_title)?;
+            m.serialize_entry("mitre", &e.mitre)?;
+        }
         m.end()
     }
 }
@@ -383,6 +388,9 @@ fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Er
     if let Some(c) = &p.container {
         m.serialize_entry("container", &json!({"runtime": c.runtime, "id": c.id}))?;
     }
+    if p.gained_root {
+        m.serialize_entry("gained_root", &true)?;
+    }
     if let Some(n) = &p.namespaces {
         m.serialize_entry(
             "namespaces",
@@ -427,6 +435,7 @@ fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("kind", &f.kind)?;
     m.serialize_entry("size", &f.size)?;
     m.serialize_entry("mode", &Display(format_args!("{:o}", f.mode)))?;
+    m.serialize_entry("mode_before", &Display(format_args!("{:o}", f.mode_before)))?;
     m.serialize_entry("uid", &f.uid)?;
     m.serialize_entry("gid", &f.gid)?;
     m.serialize_entry("sha256_before", &f.sha256_before)?;
@@ -460,6 +469,9 @@ fn auth_details<S: Serializer>(a: &AuthEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("log_source", &a.log_source)?;
     m.serialize_entry("pid", &a.pid)?;
     m.serialize_entry("entity_id", &a.entity_id)?;
+    if a.burst {
+        m.serialize_entry("burst", &true)?;
+    }
     m.serialize_entry("verified", &a.verified)?;
     if !a.verification.is_empty() {
         m.serialize_entry("verification", &a.verification)?;
@@ -671,6 +683,7 @@ mod tests {
                 }),
                 ..Default::default()
             })),
+            ..Default::default()
         };
         let mut details = json!({
             "action": "exit", "pid": 10, "ppid": 1, "uid": 0, "user": "root", "gid": 0,
@@ -716,7 +729,7 @@ mod tests {
         assert_eq!(v["path"], json!("/w/new\nname"));
         assert_eq!(v["old_path"], json!("/w/old"));
         assert_eq!(v["mode"], json!("100644"));
-        assert_eq!(v.as_object().unwrap().len(), 17);
+        assert_eq!(v.as_object().unwrap().len(), 18);
     }
 
     #[test]

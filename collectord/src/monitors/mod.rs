@@ -43,6 +43,8 @@ pub struct MonitorContext {
     pub health: Arc<MonitorHealth>,
     /// What the process monitor saw run, for the others to check claims against.
     pub processes: Arc<Processes>,
+    /// The detection rules every event goes through.
+    pub rules: crate::rules::Rules,
 }
 
 impl MonitorContext {
@@ -51,6 +53,7 @@ impl MonitorContext {
     pub fn emit(&self, mut event: Event) -> Option<u64> {
         self.health.events.fetch_add(1, Ordering::Relaxed);
         self.name_the_process(&mut event);
+        self.rules.apply(&mut event);
         self.hub.publish(event)
     }
 

@@ -54,7 +54,26 @@ pub(crate) fn run(path: Option<&Path>) -> u8 {
                 humantime::format_duration(m.scan_interval)
             );
             println!("  buffer size:   {} events", c.agent.buffer_size);
-            0
+            // The rules are part of the configuration: their problems fail the check too.
+            match collectord::rules::Rules::load(Some(&m.rules_dir)) {
+                Ok(r) => {
+                    let set = r.current();
+                    let own = set.rules.iter().filter(|r| r.origin != "built-in").count();
+                    println!(
+                        "  rules:         {} ({} from {}), all valid",
+                        set.rules.len(),
+                        own,
+                        m.rules_dir.display()
+                    );
+                    0
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("sec-trackerctl: {p}");
+                    }
+                    1
+                }
+            }
         }
         Err(e) => {
             eprintln!("sec-trackerctl: {e}");

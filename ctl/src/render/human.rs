@@ -174,6 +174,14 @@ pub(super) fn event_block(out: &mut impl Write, e: &Event, style: Style) -> io::
     if !details.is_empty() {
         writeln!(out, "Details: {details}")?;
     }
+    if !e.rule_id.is_empty() {
+        let mitre = if e.mitre.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", t(&e.mitre.join(", ")))
+        };
+        writeln!(out, "Rule: {} — {}{mitre}", t(&e.rule_id), t(&e.rule_title))?;
+    }
     if let Some(event::Details::Process(pe)) = &e.details {
         if !pe.ancestors.is_empty() {
             writeln!(out, "Lineage: {}", lineage(pe))?;

@@ -33,7 +33,7 @@ use sec_tracker_proto::v1::{
 use serde_json::Value;
 
 use super::{Monitor, MonitorContext, MonitorFuture};
-use crate::severity::{self, FailedLoginBurst};
+use crate::severity::FailedLoginBurst;
 use follow::{Follower, Start};
 use parse::{AuthKind, AuthRecord, ParseError};
 use verify::Writer;
@@ -322,19 +322,23 @@ impl State {
                 self.recent.pop_front();
             }
         }
-        let sev = match &writer {
-            Writer::Verified if !r.ambiguous => self.severity(&r, now),
-            // Counted toward no burst: only what is verified can raise an address to CRITICAL.
-            _ => severity::auth(r.kind.success()).max(if r.ambiguous {
-                Severity::Warning
-            } else {
-                Severity::Info
-            }),
+        // Failures and root logins are the rules' to judge; a burst of failures from one
+        // address is a signal on the event. Only what is verified counts toward a burst.
+        let burst = matches!(writer, Writer::Verified) && !r.ambiguous && self.burst(&r, now);
+        let sev = if r.ambiguous {
+            Severity::Warning
+        } else {
+            Severity::Info
         };
-        ctx.emit(auth_event(&r, source, raw, sev, &writer));
+        let mut e = auth_event(&r, source, raw, sev, &writer);
+        if let Some(event::Details::Auth(a)) = &mut e.details {
+            a.burst = burst;
+        }
+        ctx.emit(e);
     }
 
-    fn severity(&mut self, r: &AuthRecord, now: Instant) -> Severity {
+    /// Whether this failure is part of a burst from its address.
+    fn burst(&mut self, r: &AuthRecord, now: Instant) -> bool {
         let login_failure = matches!(
             r.kind,
             AuthKind::SshFailed
@@ -348,13 +352,13 @@ impl State {
             } else {
                 r.source_address.clone()
             };
-            let mut sev = Severity::Warning;
+            let mut burst = false;
             for _ in 0..r.occurrences.max(1) {
-                sev = sev.max(self.burst.failed(&key, now));
+                burst |= self.burst.failed(&key, now);
             }
-            sev
+            burst
         } else {
-            severity::auth(r.kind.success())
+            false
         }
     }
 
@@ -460,15 +464,19 @@ impl State {
                 "{source} record: type {:?}, user {:?}, line {:?}, host {:?}",
                 u.kind, u.user, u.line, u.host
             );
-            let sev = self.severity(&record, now);
+            let burst = self.burst(&record, now);
             // wtmp and btmp are written by root and the login programs only.
-            ctx.emit(auth_event(
+            let mut e = auth_event(
                 &record,
                 source,
                 raw.as_bytes(),
-                sev,
+                Severity::Info,
                 &Writer::Verified,
-            ));
+            );
+            if let Some(event::Details::Auth(a)) = &mut e.details {
+                a.burst = burst;
+            }
+            ctx.emit(e);
         }
     }
 }
@@ -525,6 +533,7 @@ fn auth_event(
             verified: verification.is_empty(),
             verification,
             entity_id: String::new(),
+            burst: false,
         })),
         ..Default::default()
     }

@@ -26,7 +26,6 @@ use sec_tracker_proto::v1::{
 };
 
 use super::{Monitor, MonitorContext, MonitorFuture};
-use crate::severity;
 pub use attribution::{parse_named_events, Group as FanotifyGroup, NamedEvent};
 use baseline::Baseline;
 use hash::hex;
@@ -218,10 +217,8 @@ fn report(ctx: &MonitorContext, n: watcher::Notice) {
 /// The protobuf event for one change.
 pub fn file_event(c: &Change) -> Event {
     let state = c.after.as_ref().or(c.before.as_ref());
-    let mut sev = severity::file_change(&c.path);
-    if !c.old_path.is_empty() {
-        sev = sev.max(severity::file_change(&c.old_path));
-    }
+    // How alarming a change is, the rules say (see crate::rules).
+    let sev = Severity::Info;
     let path = escape_bytes(&c.path);
     let what = match c.action {
         FileAction::Created => format!("File created: {path}"),
@@ -301,6 +298,7 @@ pub fn file_event(c: &Change) -> Event {
                 .map(|b| b.entity_id.clone())
                 .unwrap_or_default(),
             attribution_note: c.attribution_note.clone(),
+            mode_before: c.before.as_ref().map_or(0, |s| s.mode & 0o7777),
         })),
         ..Default::default()
     }

@@ -366,7 +366,8 @@ impl Scanner {
         Event {
             timestamp_ns: ts,
             r#type: EventType::Network as i32,
-            severity: crate::severity::network(c.action) as i32,
+            // New listeners and bind shells are the rules' to judge.
+            severity: sec_tracker_proto::v1::Severity::Info as i32,
             source: NAME.into(),
             message,
             details: Some(event::Details::Network(NetworkEvent {
@@ -475,7 +476,8 @@ mod tests {
             e.message,
             "New listening port: tcp 0.0.0.0:8080 by python3\\nfake (PID: 1234)"
         );
-        assert_eq!(e.severity(), Severity::Warning);
+        // The monitor reports; the rules (new-listener, bind-shell) judge.
+        assert_eq!(e.severity(), Severity::Info);
         assert_eq!(e.r#type(), EventType::Network);
         let n = net(&e);
         assert_eq!(

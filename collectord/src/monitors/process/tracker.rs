@@ -217,7 +217,8 @@ impl Tracker {
         } else {
             format!("Process started: {shown} (PID: {pid})")
         };
-        let severity = severity::exec(&d.exe);
+        // The rules judge it (crate::rules): a program run from /tmp, from memory, …
+        let severity = Severity::Info;
         let mut p = ProcessEvent {
             action: ProcessAction::Exec as i32,
             pid,
@@ -364,7 +365,7 @@ impl Tracker {
         let had_root = before
             .as_ref()
             .map(|k| k.uid == 0 || k.euid == 0 || k.suid == 0);
-        let severity = severity::uid_change(had_root, ruid, euid, exe_setuid_root);
+        let gained_root = severity::gained_root(had_root, ruid, euid, exe_setuid_root);
         let old_uid = before.as_ref().map(|k| k.uid);
         let old_text = old_uid.map_or("?".to_owned(), |u| u.to_string());
         let user = self.users.name(ruid);
@@ -399,7 +400,7 @@ impl Tracker {
         } else {
             String::new()
         };
-        let why = if severity == Severity::Critical {
+        let why = if gained_root {
             ": uid 0 gained without a setuid-root program"
         } else {
             ""
@@ -417,10 +418,11 @@ impl Tracker {
             old_uid: old_uid.unwrap_or(0),
             old_euid: before.map_or(0, |b| b.euid),
             details_missing: old_uid.is_none(),
+            gained_root,
             ..Default::default()
         };
         self.with_context(&mut p, k.node.as_ref(), k.context.as_deref());
-        Some(event(ts_ns, severity, message, p))
+        Some(event(ts_ns, Severity::Info, message, p))
     }
 
     pub(super) fn gid_change(&mut self, pid: u32, rgid: u32, egid: u32, ts_ns: i64) -> Event {
