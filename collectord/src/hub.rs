@@ -28,7 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use flood::Flood;
 pub use flood::FloodLimits;
 pub use ring::RingLimits;
-use ring::{Missing, Ring, Stored};
+use ring::{Missing, Piece, Ring, Stored};
 
 /// Events queued per subscriber between its task and its transport.
 const SUBSCRIBER_QUEUE: usize = 256;
@@ -307,46 +307,66 @@ async fn forward(
         let published = hub.published.notified();
         tokio::pin!(published);
         published.as_mut().enable();
-        let mut read = hub.lock().ring.read(next, READ_CHUNK, &mut chunk);
+        let read = hub.lock().ring.read(next, READ_CHUNK, &mut chunk);
         next = read.next;
-        if let Some(mut g) = first_gap.take() {
-            let m = read.missing;
-            if m.count > 0 && (g.missed == 0 || m.first == g.last_missed_seq + 1) {
-                if g.missed == 0 {
-                    g.first_missed_seq = m.first;
+        for piece in chunk.drain(..) {
+            let response = match piece {
+                Piece::Gone(m) => {
+                    // The first run gone joins the gap told at attach when it continues it, so
+                    // that a gap and the event after it agree exactly.
+                    let g = match first_gap.take() {
+                        Some(mut g) if g.missed == 0 || m.first == g.last_missed_seq + 1 => {
+                            if g.missed == 0 {
+                                g.first_missed_seq = m.first;
+                            }
+                            g.missed += m.count;
+                            g.last_missed_seq = m.last;
+                            g
+                        }
+                        Some(g) => {
+                            if tx.send(item(Item::Gap(g))).await.is_err() {
+                                return;
+                            }
+                            gap(reason, m, "")
+                        }
+                        None => gap(reason, m, ""),
+                    };
+                    if reason == GapReason::SlowSubscriber {
+                        hub.skipped.fetch_add(m.count, Ordering::Relaxed);
+                        // At most one line a minute per subscriber: the count is in status and
+                        // the gap.
+                        skipped_since_log += m.count;
+                        if last_log
+                            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+                        {
+                            tracing::warn!(
+                                skipped = skipped_since_log,
+                                "a subscriber read too slowly and missed events the ring no longer held"
+                            );
+                            skipped_since_log = 0;
+                            last_log = Some(Instant::now());
+                        }
+                    }
+                    item(Item::Gap(g))
                 }
-                g.missed += m.count;
-                g.last_missed_seq = m.last;
-                read.missing = Missing::default();
+                Piece::Event(e) => {
+                    if let Some(g) = first_gap.take() {
+                        if tx.send(item(Item::Gap(g))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if !filter.accepts(&e) {
+                        continue;
+                    }
+                    item(Item::Event(e.encoded))
+                }
+            };
+            if tx.send(response).await.is_err() {
+                return;
             }
+        }
+        if let Some(g) = first_gap.take() {
             if tx.send(item(Item::Gap(g))).await.is_err() {
-                return;
-            }
-        }
-        if read.missing.count > 0 {
-            if reason == GapReason::SlowSubscriber {
-                hub.skipped.fetch_add(read.missing.count, Ordering::Relaxed);
-                // At most one line a minute per subscriber: the count is in status and the gap.
-                skipped_since_log += read.missing.count;
-                if last_log.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
-                    tracing::warn!(
-                        skipped = skipped_since_log,
-                        "a subscriber read too slowly and missed events the ring no longer held"
-                    );
-                    skipped_since_log = 0;
-                    last_log = Some(Instant::now());
-                }
-            }
-            if tx
-                .send(item(Item::Gap(gap(reason, read.missing, ""))))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        for e in chunk.drain(..) {
-            if filter.accepts(&e) && tx.send(item(Item::Event(e.encoded))).await.is_err() {
                 return;
             }
         }

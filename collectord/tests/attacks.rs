@@ -223,6 +223,7 @@ async fn becoming_root_in_a_thread_of_a_program_named_sudo_is_critical() {
                 "{}",
                 e.message
             );
+            assert_eq!(e.rule_id, "root-gained-without-setuid", "{}", e.message);
             break;
         }
         if e.message.contains("sudo") {

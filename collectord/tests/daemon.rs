@@ -654,3 +654,101 @@ fn log_file_receives_the_log() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An operator's rule added while collectord runs takes effect at SIGHUP; a broken file sent the
+/// same way keeps the rules in force and says why; a broken file at start stops it with exit 64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_reload_on_sighup_and_a_broken_file_keeps_the_rules_in_force() {
+    if !require_root("rules_reload") {
+        return;
+    }
+    let rules = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"{{"monitoring": {{"file_monitor": false, "auth_monitor": false, "network_monitor": false,
+             "rules_dir": "{}"}}}}"#,
+        rules.path().display()
+    );
+    let d = Daemon::start(Path::new(BIN), &config);
+    let mut s = d.subscribe(&[EventType::Process], false).await;
+    let rule = |id: &str| {
+        format!(
+            r#"{{"rules": [{{"id": "{id}", "title": "a marker ran", "description": "d", "severity": "warning",
+                 "match": {{"type": "process", "action": "exec", "process.args": {{"prefix": ["st-marker-"]}}}}}}]}}"#
+        )
+    };
+    let run_marker = |t: &str| {
+        Command::new("/bin/sh")
+            .args(["-c", "sleep 0.01", t])
+            .status()
+            .unwrap();
+    };
+    let until_rule = |want: &'static str| {
+        move |p: &ProcessEvent, e: &sec_tracker_proto::v1::Event| {
+            p.action() == ProcessAction::Exec
+                && argv_text(p).iter().any(|a| a.starts_with("st-marker-"))
+                && e.rule_id == want
+        }
+    };
+    std::fs::write(rules.path().join("50-marker.json"), rule("marker-ran")).unwrap();
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(d.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hup();
+    let check = until_rule("marker-ran");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    'loaded: loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new rule never applied"
+        );
+        run_marker(&tag("marker"));
+        while let Ok(item) = tokio::time::timeout(Duration::from_millis(300), next(&mut s)).await {
+            if let Item::Event(e) = item {
+                if process(&e).is_some_and(|p| check(p, &e)) {
+                    assert_eq!(e.severity(), Severity::Warning);
+                    break 'loaded;
+                }
+            }
+        }
+    }
+    // A broken file: the log says so, and the rule in force still applies.
+    std::fs::write(rules.path().join("60-broken.json"), "{ not json").unwrap();
+    hup();
+    wait_for("the reload refused", Duration::from_secs(20), || {
+        d.log_text()
+            .contains("the rules in force stay")
+            .then_some(())
+    });
+    assert!(
+        d.log_text().contains("60-broken.json: not valid JSON"),
+        "{}",
+        d.log_text()
+    );
+    let t = tag("marker");
+    run_marker(&t);
+    loop {
+        if let Item::Event(e) = next(&mut s).await {
+            if process(&e).is_some_and(|p| argv_text(p).contains(&t)) && e.rule_id == "marker-ran" {
+                break;
+            }
+        }
+    }
+    // At start, the same file is a configuration error.
+    let cfg = rules.path().join("config.json");
+    std::fs::write(&cfg, &config).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("60-broken.json: not valid JSON"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -674,3 +674,100 @@ fn watch_filters_by_user_and_shows_the_lineage() {
         "{lineage}"
     );
 }
+
+/// An operator's rule file: listed with the built-in ones, tried on recorded events, and a broken
+/// one named by config-check with its file, rule and field.
+#[test]
+fn rules_list_test_and_check_an_operators_rule_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("50-local.json"),
+        r#"{"rules": [{"id": "curl-from-web-server", "title": "curl run by the web server",
+                       "description": "d", "severity": "warning", "mitre": ["T1105"],
+                       "match": {"type": "process", "action": "exec", "process.name": "curl",
+                                 "process.ancestors.name": ["nginx"]}}],
+            "overrides": [{"id": "etc-changed", "enabled": false}]}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"monitoring": {{"rules_dir": "{}"}}}}"#,
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (code, out, err) = run(&mut ctl(&["--config", cfg, "rules", "list"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("exec-from-writable-dir") && out.contains("CRITICAL"),
+        "{out}"
+    );
+    assert!(
+        out.contains("curl-from-web-server") && out.contains("50-local.json"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("etc-changed") && l.ends_with("(disabled)")),
+        "{out}"
+    );
+    // Recorded events, as watch --json writes them.
+    let recorded = dir.path().join("day.jsonl");
+    std::fs::write(
+        &recorded,
+        [
+            r#"{"seq":1,"type":"process","severity":"INFO","message":"Process started: curl (PID: 9)","details":{"action":"exec","name":"curl","exe":"/usr/bin/curl","ancestors":[{"pid":8,"name":"sh"},{"pid":7,"name":"nginx"}]}}"#,
+            r#"{"seq":2,"type":"process","severity":"INFO","message":"Process started: x (PID: 10)","details":{"action":"exec","name":"x","exe":"/tmp/x"}}"#,
+            r#"{"seq":3,"type":"file","severity":"INFO","message":"File modified: /etc/hosts","details":{"action":"modified","path":"/etc/hosts","old_path":"","mode":"644","mode_before":"644"}}"#,
+            r#"{"type":"gap","missed":3}"#,
+            "not json",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let (code, out, err) = run(&mut ctl(&[
+        "--config",
+        cfg,
+        "rules",
+        "test",
+        recorded.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("line 1: WARNING curl-from-web-server"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 2: CRITICAL exec-from-writable-dir"),
+        "{out}"
+    );
+    assert!(!out.contains("line 3:"), "etc-changed is disabled: {out}");
+    assert!(
+        out.contains("3 events, 2 would fire a rule; 1 lines were not JSON"),
+        "{out}"
+    );
+    assert!(err.contains("line 5: not JSON"), "{err}");
+    // A broken rule file fails config-check, named.
+    std::fs::write(
+        rules.join("60-bad.json"),
+        r#"{"rules": [{"id": "x", "title": "t", "severity": "high", "match": {"process.nme": "sh"}}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&mut ctl(&["config-check", "--config", cfg]));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("60-bad.json: rule x: severity: needed"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            r#"60-bad.json: rule x: match.process.nme: unknown field; did you mean "process.name"?"#
+        ),
+        "{err}"
+    );
+}

@@ -53,11 +53,20 @@ impl Missing {
     }
 }
 
+/// What a read hands over, in seq order: events, and the runs of seqs gone between them.
+#[derive(Debug, Clone)]
+pub(super) enum Piece {
+    Gone(Missing),
+    Event(Stored),
+}
+
 /// What one read found.
 #[derive(Debug, Default)]
 pub(super) struct Read {
     /// Where the next read starts.
     pub(super) next: u64,
+    /// Every seq the read found gone (the sum of its `Gone` pieces): what the tests check.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) missing: Missing,
     /// The read reached the newest event.
     pub(super) caught_up: bool,
@@ -163,7 +172,7 @@ impl Ring {
 
     /// Appends to `out` up to `max` events with seq ≥ `from`, in seq order, and says which seqs
     /// in between (and up to the newest, when the read reaches it) are gone.
-    pub(super) fn read(&mut self, from: u64, max: usize, out: &mut Vec<Stored>) -> Read {
+    pub(super) fn read(&mut self, from: u64, max: usize, out: &mut Vec<Piece>) -> Read {
         let mut at = self
             .by_severity
             .each_ref()
@@ -171,13 +180,21 @@ impl Ring {
         let mut expect = from.max(1);
         let mut missing = Missing::default();
         let mut taken = 0;
+        let gone = |out: &mut Vec<Piece>, from: u64, to: u64, missing: &mut Missing| {
+            if from <= to {
+                let mut run = Missing::default();
+                run.add(from, to);
+                missing.add(from, to);
+                out.push(Piece::Gone(run));
+            }
+        };
         while taken < max {
             let next = (0..3)
                 .filter_map(|c| self.by_severity[c].get(at[c]).map(|e| (e.seq, c)))
                 .min();
             let Some((seq, c)) = next else { break };
-            missing.add(expect, seq - 1);
-            out.push(self.by_severity[c][at[c]].clone());
+            gone(out, expect, seq - 1, &mut missing);
+            out.push(Piece::Event(self.by_severity[c][at[c]].clone()));
             at[c] += 1;
             expect = seq + 1;
             taken += 1;
@@ -185,7 +202,7 @@ impl Ring {
         let exhausted = (0..3).all(|c| at[c] >= self.by_severity[c].len());
         if exhausted {
             // Nothing held past here: every seq up to the newest that was not read is gone.
-            missing.add(expect, self.next_seq - 1);
+            gone(out, expect, self.next_seq - 1, &mut missing);
             expect = expect.max(self.next_seq);
         }
         self.read_upto = self.read_upto.max(expect - 1);
@@ -221,10 +238,19 @@ mod tests {
         seq
     }
 
+    fn events(out: &[Piece]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|p| match p {
+                Piece::Event(e) => Some(e.seq),
+                Piece::Gone(_) => None,
+            })
+            .collect()
+    }
+
     fn seqs(ring: &mut Ring, from: u64) -> (Vec<u64>, Read) {
         let mut out = Vec::new();
         let read = ring.read(from, usize::MAX, &mut out);
-        (out.iter().map(|e| e.seq).collect(), read)
+        (events(&out), read)
     }
 
     #[test]
@@ -309,7 +335,21 @@ mod tests {
             let mut out = Vec::new();
             let read = ring.read(from, 3, &mut out);
             missing += read.missing.count;
-            seen.extend(out.iter().map(|e| e.seq));
+            // Pieces come in seq order: each gone run ends just before the next event.
+            let mut last = from.saturating_sub(1);
+            for p in &out {
+                match p {
+                    Piece::Gone(m) => {
+                        assert_eq!(m.first, last + 1);
+                        last = m.last;
+                    }
+                    Piece::Event(e) => {
+                        assert_eq!(e.seq, last + 1);
+                        last = e.seq;
+                    }
+                }
+            }
+            seen.extend(events(&out));
             from = read.next;
             if read.caught_up {
                 break;

@@ -270,3 +270,49 @@ async fn a_flooding_source_is_held_back_and_counted() {
     );
     assert_eq!(st.latest_seq, 11);
 }
+
+/// A WARNING kept among INFO events the ring let go: the resuming reader gets each run of
+/// missing seqs just before the event that follows it, so every gap and event agree in order.
+#[tokio::test]
+async fn gaps_come_in_order_between_the_events_kept() {
+    let hub = Hub::new(
+        RingLimits {
+            min_events: 1,
+            max_bytes: 4 * 1024,
+        },
+        FloodLimits {
+            per_source: u64::MAX,
+            window: Duration::from_secs(3600),
+        },
+    );
+    for i in 0..300 {
+        let sev = if i == 20 {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        hub.publish(ev(EventType::Process, sev, &format!("e{i}")));
+    }
+    let latest = hub.stats().latest_seq;
+    let mut s = hub.subscribe(SubscribeRequest {
+        after_seq: 1,
+        stream_id: hub.stream_id().to_owned(),
+        ..Default::default()
+    });
+    assert!(matches!(next(&mut s).await, Item::Hello(_)));
+    let mut at = 1u64; // the last seq accounted for
+    while at < latest {
+        match next(&mut s).await {
+            Item::Gap(g) => {
+                assert_eq!(g.first_missed_seq, at + 1, "{g:?}");
+                assert_eq!(g.missed, g.last_missed_seq - g.first_missed_seq + 1);
+                at = g.last_missed_seq;
+            }
+            Item::Event(e) => {
+                assert_eq!(e.seq, at + 1, "{}", e.message);
+                at = e.seq;
+            }
+            Item::Hello(_) => panic!("second hello"),
+        }
+    }
+}
