@@ -18,8 +18,8 @@ use std::time::Instant;
 use futures_util::{Stream, StreamExt};
 use prost::Message;
 use sec_tracker_proto::v1::{
-    subscribe_response_encoded::Item, Event, EventType, Gap, GapReason, Severity, SeverityCounts,
-    StreamHello, SubscribeRequest, SubscribeResponse, SubscribeResponseEncoded,
+    event, subscribe_response_encoded::Item, Event, EventType, Gap, GapReason, Severity,
+    SeverityCounts, StreamHello, SubscribeRequest, SubscribeResponse, SubscribeResponseEncoded,
 };
 use sec_tracker_proto::Config;
 use tokio::sync::{mpsc, Notify};
@@ -273,6 +273,7 @@ impl Inner {
             seq,
             r#type: event.r#type,
             severity: event.severity,
+            accounting: matches!(event.details, Some(event::Details::Agent(_))),
             encoded,
         });
         seq

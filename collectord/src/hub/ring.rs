@@ -3,7 +3,8 @@
 //! Events are kept per severity in three seq-ordered queues. When the ring is over its bound the
 //! oldest INFO event goes; a WARNING goes only when no INFO is left, a CRITICAL only when nothing
 //! else is. A flood of INFO events therefore cannot push the evidence out before a reader (a
-//! restarting shipper) comes back for it. Readers move a cursor over the merged queues; whatever
+//! restarting shipper) comes back for it. The agent's own accounts of a loss (flood summaries)
+//! are INFO events kept like WARNINGs: the flood they summarise must not evict them. Readers move a cursor over the merged queues; whatever
 //! was evicted under a cursor shows up as missing seqs, counted exactly.
 
 use std::collections::VecDeque;
@@ -29,6 +30,9 @@ pub(super) struct Stored {
     pub(super) seq: u64,
     pub(super) r#type: i32,
     pub(super) severity: i32,
+    /// The agent's own account of a loss (a flood summary, a monitor's lost events): evicted
+    /// no sooner than a WARNING, since without it the loss it counts goes unexplained.
+    pub(super) accounting: bool,
     pub(super) encoded: Bytes,
 }
 
@@ -130,7 +134,12 @@ impl Ring {
     pub(super) fn push(&mut self, event: Stored) {
         self.bytes += event.encoded.len() + PER_EVENT_OVERHEAD;
         self.len += 1;
-        self.by_severity[class(event.severity)].push_back(event);
+        let queue = if event.accounting {
+            class(event.severity).max(1)
+        } else {
+            class(event.severity)
+        };
+        self.by_severity[queue].push_back(event);
         while self.len > self.limits.min_events && self.bytes > self.limits.max_bytes {
             let Some(c) = (0..3).find(|&c| !self.by_severity[c].is_empty()) else {
                 break;
@@ -139,7 +148,7 @@ impl Ring {
                 self.bytes -= gone.encoded.len() + PER_EVENT_OVERHEAD;
                 self.len -= 1;
                 if gone.seq > self.read_upto {
-                    self.evicted[c] += 1;
+                    self.evicted[class(gone.severity)] += 1;
                 }
             }
         }
@@ -233,6 +242,7 @@ mod tests {
             seq,
             r#type: 0,
             severity: severity as i32,
+            accounting: false,
             encoded: Bytes::from(vec![0u8; len]),
         });
         seq
@@ -284,6 +294,28 @@ mod tests {
         assert_eq!(held.len() as u64 + read.missing.count, 1003);
         assert!(read.caught_up);
         assert_eq!(read.next, 1004);
+    }
+
+    #[test]
+    fn a_flood_summary_outlives_the_flood_it_summarises() {
+        let mut ring = Ring::new(RingLimits {
+            min_events: 1,
+            max_bytes: 1000,
+        });
+        let seq = ring.take_seq();
+        ring.push(Stored {
+            seq,
+            r#type: 0,
+            severity: Severity::Info as i32,
+            accounting: true,
+            encoded: Bytes::from(vec![0u8; 36]),
+        });
+        for _ in 0..1000 {
+            stored(&mut ring, Severity::Info, 36);
+        }
+        let (held, _) = seqs(&mut ring, 1);
+        assert_eq!(held[0], seq);
+        assert_eq!(ring.evicted().info, 991);
     }
 
     #[test]

@@ -73,14 +73,16 @@ pub fn socket_group_gid() -> u32 {
         .as_raw()
 }
 
-/// A binary of the workspace beside `this_exe` (a test's `CARGO_BIN_EXE_…`), built now if it is
-/// not there: `cargo test` builds another package's binaries only as test harnesses, so a fresh
-/// `cargo test --workspace` (or `-p collectord` alone) would not have them.
+/// A binary of the workspace beside `this_exe` (a test's `CARGO_BIN_EXE_…`), brought up to date
+/// once per test process: `cargo test` builds another package's binaries only as test harnesses,
+/// so a fresh `cargo test --workspace` would not have them, and `cargo test -p shipperd` after a
+/// change to collectord would run the stale one.
 pub fn workspace_bin(this_exe: &str, name: &str) -> PathBuf {
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let p = Path::new(this_exe).with_file_name(name);
-    let _one_build_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if !p.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        built.push(name.to_owned());
         let package = match name {
             "collectord" | "shipperd" | "sec-trackerctl" => name,
             _ => "sec-tracker-testkit",
