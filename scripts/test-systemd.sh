@@ -152,6 +152,31 @@ check "member: cannot add a name in /run/sec-tracker (where collector.sock lives
 check "member: cannot add a name in /run/sec-tracker-shipper" \
   fails as_member sh -c ": > /run/sec-tracker-shipper/x"
 
+# ---- a systemd host's ordinary life: services and sessions raise no CRITICAL ---------------------
+received=/var/lib/st-test-server/received.tsv
+before=$(in_c sh -c "wc -l < $received")
+in_c systemd-run --quiet --wait -p DynamicUser=yes /bin/true
+in_c systemd-run --quiet --wait -p User=st-reader /bin/true
+in_c systemctl restart systemd-logind
+in_c su -s /bin/sh st-reader -c true
+in_c runuser -u st-reader -- /bin/true
+in_c systemctl daemon-reload
+marker="st-quiet-end-$$"
+# (A file as the marker: the connector names processes by the host's pids, which this
+# container's /proc does not show, so a process's command line cannot be read in here.)
+in_c sh -c "echo end > /var/log/$marker"
+for _ in $(seq 200); do in_c grep -q "$marker" "$received" && break; sleep 0.1; done
+check "the day's last event reached the server" in_c grep -q "$marker" "$received"
+if ! in_c grep -q "$marker" "$received"; then
+  in_c /usr/local/bin/sec-trackerctl status 2>&1 | sed 's/^/   | /'
+  in_c tail -n 3 "$received" | cut -c1-400 | sed 's/^/   | /'
+fi
+in_c tail -n "+$((before + 1))" "$received" >"$WORK/quiet.tsv"
+criticals=$(grep -c '"severity":"CRITICAL"' "$WORK/quiet.tsv")
+warnings_seen=$(grep -c '"severity":"WARNING"' "$WORK/quiet.tsv")
+grep '"severity":"\(CRITICAL\|WARNING\)"' "$WORK/quiet.tsv" | grep -o '"message":"[^"]*"' | sed 's/^/   | /'
+eq "services and sessions started under systemd raise no CRITICAL ($warnings_seen WARNING of $(wc -l < "$WORK/quiet.tsv") events)" "$criticals" 0
+
 # ---- stop: sockets removed, nothing warned from start to stop ----------------------------------
 in_c systemctl stop sec-tracker-shipperd sec-tracker-collectord
 check "collector.sock removed at stop" fails in_c test -e /run/sec-tracker/collector.sock

@@ -50,15 +50,19 @@ async fn read_until(
     mut found: impl FnMut(&Event) -> bool,
 ) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = 0;
+    let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let item = tokio::time::timeout(left, s.next()).await;
         let Ok(Some(Ok(r))) = item else {
-            panic!("{what}: not seen within 20 s ({seen} events read)");
+            panic!(
+                "{what}: not seen within 20 s ({} events read); the last:\n{}",
+                seen.len(),
+                seen[seen.len().saturating_sub(30)..].join("\n")
+            );
         };
         if let Some(Item::Event(e)) = r.item {
-            seen += 1;
+            seen.push(e.message.clone());
             if found(&e) {
                 return;
             }
@@ -356,6 +360,7 @@ async fn every_kind_of_file_change_names_the_process_that_made_it() {
         tree.display()
     );
     let d = Daemon::start(Path::new(BIN), &config);
+    d.until_running().await;
     let mut s = d
         .subscribe(&[EventType::Process, EventType::File], false)
         .await;

@@ -185,10 +185,22 @@ impl Default for Config {
                 file_monitor: true,
                 network_monitor: true,
                 auth_monitor: true,
-                watch_paths: ["/etc", "/usr/bin", "/var/log"]
-                    .iter()
-                    .map(PathBuf::from)
-                    .collect(),
+                // The seed's three, and where the default rules look: the other program
+                // directories, the kernel and boot loader, root's SSH keys, the cron spools.
+                watch_paths: [
+                    "/etc",
+                    "/usr/bin",
+                    "/var/log",
+                    "/usr/sbin",
+                    "/usr/local/bin",
+                    "/usr/local/sbin",
+                    "/boot",
+                    "/root/.ssh",
+                    "/var/spool/cron",
+                ]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
                 scan_interval: Duration::from_secs(5),
                 max_cmdline_bytes: 32 * 1024,
                 realtime_priority: true,

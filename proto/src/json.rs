@@ -43,7 +43,7 @@ named!(EventType {
 named!(Severity { Info => "INFO", Warning => "WARNING", Critical => "CRITICAL" });
 named!(ProcessAction {
     Unspecified => "unknown", Exec => "exec", Exit => "exit", UidChange => "uid_change",
-    GidChange => "gid_change",
+    GidChange => "gid_change", PtraceAttach => "ptrace_attach", Renamed => "renamed",
 });
 named!(FileAction {
     Unspecified => "unknown", Created => "created", Modified => "modified",
@@ -370,7 +370,22 @@ fn process_details<S: Serializer>(p: &ProcessEvent, s: S) -> Result<S::Ok, S::Er
             m.serialize_entry("old_uid", &p.old_uid)?;
             m.serialize_entry("old_euid", &p.old_euid)?;
         }
+        ProcessAction::PtraceAttach => {
+            if let Some(t) = &p.target {
+                m.serialize_entry("target", &AncestorJson(t))?;
+            }
+            m.serialize_entry("target_is_descendant", &p.target_is_descendant)?;
+        }
+        ProcessAction::Renamed => {
+            m.serialize_entry("old_name", &p.old_name)?;
+        }
         _ => {}
+    }
+    if !p.stdio_socket.is_empty() {
+        m.serialize_entry("stdio_socket", &p.stdio_socket)?;
+    }
+    if !p.ld_preload.is_empty() {
+        m.serialize_entry("ld_preload", &Bytes(&p.ld_preload))?;
     }
     m.serialize_entry("entity_id", &p.entity_id)?;
     m.serialize_entry("parent_entity_id", &p.parent_entity_id)?;
@@ -436,6 +451,9 @@ fn file_details<S: Serializer>(f: &FileEvent, s: S) -> Result<S::Ok, S::Error> {
     m.serialize_entry("size", &f.size)?;
     m.serialize_entry("mode", &Display(format_args!("{:o}", f.mode)))?;
     m.serialize_entry("mode_before", &Display(format_args!("{:o}", f.mode_before)))?;
+    m.serialize_entry("size_before", &f.size_before)?;
+    m.serialize_entry("mtime_ns", &f.mtime_ns)?;
+    m.serialize_entry("mtime_before_ns", &f.mtime_before_ns)?;
     m.serialize_entry("uid", &f.uid)?;
     m.serialize_entry("gid", &f.gid)?;
     m.serialize_entry("sha256_before", &f.sha256_before)?;
@@ -729,7 +747,7 @@ mod tests {
         assert_eq!(v["path"], json!("/w/new\nname"));
         assert_eq!(v["old_path"], json!("/w/old"));
         assert_eq!(v["mode"], json!("100644"));
-        assert_eq!(v.as_object().unwrap().len(), 18);
+        assert_eq!(v.as_object().unwrap().len(), 21);
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn encode(data: &[u8]) -> (Vec<u8>, Vec<ProcEvent>) {
             .chunks_exact(4)
             .map(|b| u32::from_ne_bytes(b.try_into().unwrap()))
             .collect();
-        let (what, ev) = match d[0] % 7 {
+        let (what, ev) = match d[0] % 9 {
             0 => (0x0, ProcEvent::Ack { err: f[0] }),
             1 => (
                 0x1,
@@ -62,8 +62,17 @@ fn encode(data: &[u8]) -> (Vec<u8>, Vec<ProcEvent>) {
                 0x8000_0000,
                 ProcEvent::Exit { pid: f[0], tgid: f[1], exit_code: f[2], exit_signal: f[3], ts_ns },
             ),
-            // sid, ptrace, comm, coredump: decoded as kinds we do not report.
-            _ => ([0x80, 0x100, 0x200, 0x4000_0000][f[4] as usize % 4], ProcEvent::Other),
+            6 => (0x100, ProcEvent::Ptrace { pid: f[0], tgid: f[1], tracer_tgid: f[3], ts_ns }),
+            7 => {
+                // The name's 16 bytes follow the two ids: three fields, then the zero padding.
+                let mut comm = [0u8; 16];
+                for (i, v) in f[2..5].iter().enumerate() {
+                    comm[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+                }
+                (0x200, ProcEvent::Comm { pid: f[0], tgid: f[1], comm, ts_ns })
+            }
+            // sid, coredump: decoded as kinds we do not report.
+            _ => ([0x80, 0x4000_0000][f[4] as usize % 2], ProcEvent::Other),
         };
         let mut event = Vec::with_capacity(PROC_EVENT_HDR_LEN + PROC_EVENT_DATA_LEN);
         event.extend_from_slice(&u32::to_ne_bytes(what));

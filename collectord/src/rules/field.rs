@@ -53,6 +53,12 @@ fields! {
     ProcessTty => "process.tty",
     ProcessGainedRoot => "process.gained_root",
     ProcessInContainer => "process.in_container",
+    ProcessStdioSocket => "process.stdio_socket",
+    ProcessLdPreload => "process.ld_preload",
+    ProcessTargetName => "process.target.name",
+    ProcessTargetExe => "process.target.exe",
+    ProcessTargetIsDescendant => "process.target_is_descendant",
+    ProcessOldName => "process.old_name",
     FilePath => "file.path",
     FileOldPath => "file.old_path",
     FileKind => "file.kind",
@@ -62,6 +68,8 @@ fields! {
     FileExe => "file.exe",
     FileUser => "file.user",
     FileWhileAgentDown => "file.while_agent_down",
+    FileShrank => "file.shrank",
+    FileMtimeMovedBack => "file.mtime_moved_back",
     AuthUser => "auth.user",
     AuthTargetUser => "auth.target_user",
     AuthSourceAddress => "auth.source_address",
@@ -80,6 +88,16 @@ fields! {
     NetworkProcessName => "network.process_name",
     NetworkUser => "network.user",
     AgentKind => "agent.kind",
+}
+
+/// A file known before the change (its modification time is set) got smaller.
+fn shrank(mtime_before_ns: i64, size_before: u64, size: u64) -> bool {
+    mtime_before_ns != 0 && size < size_before
+}
+
+/// A file's modification time went back: set into the past (`touch -d`, `touch -r`).
+fn moved_back(mtime_before_ns: i64, mtime_ns: i64) -> bool {
+    mtime_before_ns != 0 && mtime_ns != 0 && mtime_ns < mtime_before_ns
 }
 
 /// What kind of value a field holds, for checking rule files.
@@ -104,7 +122,10 @@ impl Field {
             | Field::NetworkRemotePort => Kind::Number,
             Field::ProcessGainedRoot
             | Field::ProcessInContainer
+            | Field::ProcessTargetIsDescendant
             | Field::FileWhileAgentDown
+            | Field::FileShrank
+            | Field::FileMtimeMovedBack
             | Field::AuthSuccess
             | Field::AuthVerified
             | Field::AuthBurst => Kind::Flag,
@@ -169,6 +190,14 @@ impl Field {
                     Field::ProcessInContainer => f(Bool(p.container.is_some())),
                     Field::ProcessTty => f(Str(p.tty.as_bytes())),
                     Field::ProcessGainedRoot => f(Bool(p.gained_root)),
+                    Field::ProcessStdioSocket => f(Str(p.stdio_socket.as_bytes())),
+                    Field::ProcessLdPreload => f(Str(&p.ld_preload)),
+                    Field::ProcessTargetName => {
+                        p.target.as_ref().is_some_and(|t| f(Str(t.name.as_bytes())))
+                    }
+                    Field::ProcessTargetExe => p.target.as_ref().is_some_and(|t| f(Str(&t.exe))),
+                    Field::ProcessTargetIsDescendant => f(Bool(p.target_is_descendant)),
+                    Field::ProcessOldName => f(Str(p.old_name.as_bytes())),
                     _ => false,
                 },
                 Some(event::Details::File(x)) => match self {
@@ -184,6 +213,8 @@ impl Field {
                     Field::FileExe => f(Str(&x.exe)),
                     Field::FileUser => f(Str(x.user.as_bytes())),
                     Field::FileWhileAgentDown => f(Bool(x.while_agent_down)),
+                    Field::FileShrank => f(Bool(shrank(x.mtime_before_ns, x.size_before, x.size))),
+                    Field::FileMtimeMovedBack => f(Bool(moved_back(x.mtime_before_ns, x.mtime_ns))),
                     _ => false,
                 },
                 Some(event::Details::Auth(a)) => match self {
@@ -282,6 +313,20 @@ impl Field {
             Field::ProcessInContainer if on("process") => f(Bool(d["container"].is_object())),
             Field::ProcessTty if on("process") => s("tty", f),
             Field::ProcessGainedRoot if on("process") => b("gained_root", f),
+            Field::ProcessStdioSocket if on("process") => {
+                f(Str(text(&d["stdio_socket"]).unwrap_or_default()))
+            }
+            Field::ProcessLdPreload if on("process") => {
+                f(Str(text(&d["ld_preload"]).unwrap_or_default()))
+            }
+            Field::ProcessTargetName if on("process") => {
+                text(&d["target"]["name"]).is_some_and(|v| f(Str(v)))
+            }
+            Field::ProcessTargetExe if on("process") => {
+                text(&d["target"]["exe"]).is_some_and(|v| f(Str(v)))
+            }
+            Field::ProcessTargetIsDescendant if on("process") => b("target_is_descendant", f),
+            Field::ProcessOldName if on("process") => s("old_name", f),
             Field::FilePath if on("file") => {
                 s("path", f)
                     || (d["old_path"].as_str().is_some_and(|o| !o.is_empty()) && s("old_path", f))
@@ -296,6 +341,15 @@ impl Field {
             Field::FileExe if on("file") => s("exe", f),
             Field::FileUser if on("file") => s("user", f),
             Field::FileWhileAgentDown if on("file") => b("while_agent_down", f),
+            Field::FileShrank if on("file") => {
+                let n = |k: &str| d[k].as_u64().unwrap_or(0);
+                let before = d["mtime_before_ns"].as_i64().unwrap_or(0);
+                f(Bool(shrank(before, n("size_before"), n("size"))))
+            }
+            Field::FileMtimeMovedBack if on("file") => {
+                let t = |k: &str| d[k].as_i64().unwrap_or(0);
+                f(Bool(moved_back(t("mtime_before_ns"), t("mtime_ns"))))
+            }
             Field::AuthUser if on("auth") => s("user", f),
             Field::AuthTargetUser if on("auth") => s("target_user", f),
             Field::AuthSourceAddress if on("auth") => s("source_address", f),

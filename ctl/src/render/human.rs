@@ -335,6 +335,33 @@ fn process_details(p: &ProcessEvent) -> String {
             if p.uid != p.euid {
                 parts.push(format!("EUID={}", p.euid));
             }
+            if !p.stdio_socket.is_empty() {
+                parts.push(format!("StdioSocket={}", t(&p.stdio_socket)));
+            }
+            if !p.ld_preload.is_empty() {
+                parts.push(format!("LD_PRELOAD={}", escape_bytes(&p.ld_preload)));
+            }
+        }
+        ProcessAction::PtraceAttach => {
+            parts.push(format!("Name={}", t(&p.name)));
+            if let Some(target) = &p.target {
+                parts.push(format!(
+                    "Traced={}({}) {}",
+                    t(&target.name),
+                    target.pid,
+                    escape_bytes(&target.exe)
+                ));
+            }
+            if p.target_is_descendant {
+                parts.push("Descendant=yes".into());
+            }
+        }
+        ProcessAction::Renamed => {
+            parts.push(format!("Name={}", t(&p.name)));
+            parts.push(format!("OldName={}", t(&p.old_name)));
+            if !p.exe.is_empty() {
+                parts.push(format!("Exe={}", escape_bytes(&p.exe)));
+            }
         }
         ProcessAction::Exit => {
             parts.push(format!("Name={}", t(&p.name)));
@@ -370,6 +397,8 @@ fn generic_details(v: &Value) -> String {
         return String::new();
     };
     obj.iter()
+        // Raw clock values say nothing at a glance; the JSON has them.
+        .filter(|(k, _)| !k.ends_with("_ns"))
         .filter_map(|(k, v)| {
             let text = match v {
                 Value::String(s) if !s.is_empty() => escape_bytes(s.as_bytes()),

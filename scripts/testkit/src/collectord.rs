@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sec_tracker_proto::local::client::{self, Trust};
 use sec_tracker_proto::v1::collector_client::CollectorClient;
-use sec_tracker_proto::v1::{subscribe_response, EventType, SubscribeRequest, SubscribeResponse};
+use sec_tracker_proto::v1::{
+    subscribe_response, EventType, MonitorState, StatusRequest, SubscribeRequest, SubscribeResponse,
+};
 use tonic::transport::Channel;
 use tonic::Streaming;
 
@@ -105,6 +107,24 @@ impl Daemon {
 
     pub async fn client(&self) -> CollectorClient<Channel> {
         connect(&self.socket).await
+    }
+
+    /// Waits until every enabled monitor says it is running (its watches and subscriptions in
+    /// place), so that what a test does next is seen.
+    pub async fn until_running(&self) {
+        let client = self.client().await;
+        crate::support::eventually("every monitor running", Duration::from_secs(30), || {
+            let mut c = client.clone();
+            async move {
+                let st = c.status(StatusRequest {}).await.ok()?.into_inner();
+                st.monitors
+                    .iter()
+                    .filter(|m| m.enabled)
+                    .all(|m| m.state() == MonitorState::Running)
+                    .then_some(())
+            }
+        })
+        .await;
     }
 
     /// A subscription to `types` (with the replay of the ring when `replay`), returned once its

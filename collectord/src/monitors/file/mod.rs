@@ -80,7 +80,11 @@ fn run_watcher(
         cfg.monitoring.max_files as usize,
     )?;
     for (p, e) in failed {
-        tracing::warn!(path = %p.display(), error = %e, "watch path cannot be opened as a directory; skipped");
+        if e.kind() == std::io::ErrorKind::NotFound {
+            tracing::info!(path = %p.display(), "watch path does not exist on this host; skipped");
+        } else {
+            tracing::warn!(path = %p.display(), error = %e, "watch path cannot be opened as a directory; skipped");
+        }
     }
     let health = std::sync::Arc::clone(&ctx.health);
     w.on_progress(move || health.progress());
@@ -299,6 +303,9 @@ pub fn file_event(c: &Change) -> Event {
                 .unwrap_or_default(),
             attribution_note: c.attribution_note.clone(),
             mode_before: c.before.as_ref().map_or(0, |s| s.mode & 0o7777),
+            size_before: c.before.as_ref().map_or(0, |s| s.size),
+            mtime_before_ns: c.before.as_ref().map_or(0, |s| s.mtime_ns),
+            mtime_ns: state.map_or(0, |s| s.mtime_ns),
         })),
         ..Default::default()
     }

@@ -663,7 +663,12 @@ impl Watcher {
             };
             self.keep(&path, after.clone());
             if let Some(b) = before {
-                if !b.same_attributes(&after) && !self.pending_creates.contains_key(&path) {
+                // A time set into the past is reported too (timestomping); one moved forward
+                // (touch) is what every write does, and is not.
+                let time_set_back = after.mtime_ns < b.mtime_ns;
+                if (!b.same_attributes(&after) || time_set_back)
+                    && !self.pending_creates.contains_key(&path)
+                {
                     out.push(Change::new(
                         FileAction::Attributes,
                         &path,

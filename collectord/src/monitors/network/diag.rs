@@ -53,6 +53,26 @@ pub(super) fn request(proto: Proto, seq: u32) -> Vec<u8> {
     m
 }
 
+/// `struct unix_diag_req` for the one socket with `inode` (any state, no attributes, no cookie).
+fn unix_exact_request(inode: u32, seq: u32) -> Vec<u8> {
+    const AF_UNIX: u8 = 1;
+    const UNIX_REQ_LEN: usize = 24;
+    let mut m = Vec::with_capacity(NLMSG_HDR_LEN + UNIX_REQ_LEN);
+    m.extend_from_slice(&((NLMSG_HDR_LEN + UNIX_REQ_LEN) as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.push(AF_UNIX);
+    m.push(0); // protocol
+    m.extend_from_slice(&0u16.to_ne_bytes()); // pad
+    m.extend_from_slice(&u32::MAX.to_ne_bytes()); // states: all
+    m.extend_from_slice(&inode.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes()); // show: nothing more
+    m.extend_from_slice(&[0xff; 8]); // cookie: none (INET_DIAG_NOCOOKIE)
+    m
+}
+
 /// What one datagram of a dump held besides the sockets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Parsed {
@@ -133,7 +153,7 @@ pub fn parse_diag_msg(p: &[u8], udp: bool) -> Option<Sock> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum DumpError {
+pub(crate) enum DumpError {
     #[error("sock_diag: {0}")]
     Io(#[from] io::Error),
     /// The kernel refused the request: for `ENOENT` it has no diag module for the protocol.
@@ -146,7 +166,7 @@ pub(super) enum DumpError {
 }
 
 /// An open `NETLINK_SOCK_DIAG` socket.
-pub(super) struct DiagSocket {
+pub(crate) struct DiagSocket {
     socket: Socket,
     buf: Vec<u8>,
     seq: u32,
@@ -155,7 +175,7 @@ pub(super) struct DiagSocket {
 }
 
 impl DiagSocket {
-    pub(super) fn open(read_timeout: Duration) -> io::Result<DiagSocket> {
+    pub(crate) fn open(read_timeout: Duration) -> io::Result<DiagSocket> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
@@ -184,6 +204,43 @@ impl DiagSocket {
         }
         out.truncate(start);
         Err(DumpError::Interrupted(proto.as_str()))
+    }
+
+    /// The inet socket (tcp, tcp6, udp, udp6) whose inode is `inode`, from a dump of each
+    /// protocol in turn: for the rare question "what is this socket", not for scans.
+    pub(crate) fn find_inet(&mut self, inode: u64) -> Result<Option<Sock>, DumpError> {
+        let mut all = Vec::new();
+        for proto in Proto::ALL {
+            all.clear();
+            self.dump(proto, &mut all)?;
+            if let Some(s) = all.iter().find(|s| s.inode == inode) {
+                return Ok(Some(s.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `inode` is a Unix socket's: one exact lookup (`unix_diag_req` with the inode,
+    /// no dump), cheap enough to ask at an exec.
+    pub(crate) fn is_unix(&mut self, inode: u64) -> io::Result<bool> {
+        let Ok(inode) = u32::try_from(inode) else {
+            return Ok(false);
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.socket.send(&unix_exact_request(inode, seq), 0)?;
+        loop {
+            let n = {
+                let mut slice = &mut self.buf[..];
+                self.socket.recv(&mut slice, 0)?
+            };
+            for m in Messages::new(&self.buf[..n.min(self.buf.len())]) {
+                if m.seq != seq {
+                    continue;
+                }
+                return Ok(m.kind == SOCK_DIAG_BY_FAMILY);
+            }
+        }
     }
 
     /// Returns whether the dump was interrupted.
@@ -404,5 +461,34 @@ mod tests {
         assert_eq!(me.inode, inode);
         assert_eq!(me.uid, nix::unistd::geteuid().as_raw());
         assert_eq!(d.malformed, 0);
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// What a process's stdio socket is, as the process monitor asks it at an exec: a Unix
+    /// socket (journald's stream, an ssh session's socketpair) is told apart by one exact
+    /// lookup, and a TCP connection is found with its peer.
+    #[test]
+    fn a_unix_socket_and_a_tcp_connection_are_told_apart_by_inode() {
+        let Ok(mut d) = DiagSocket::open(Duration::from_secs(2)) else {
+            eprintln!("SKIPPED: no sock_diag here");
+            return;
+        };
+        let ino = |fd: std::os::fd::BorrowedFd<'_>| nix::sys::stat::fstat(fd).unwrap().st_ino;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert!(d.is_unix(ino(a.as_fd())).unwrap());
+        assert!(!d.is_unix(ino(c.as_fd())).unwrap());
+        let found = d
+            .find_inet(ino(c.as_fd()))
+            .unwrap()
+            .expect("the connection");
+        assert_eq!(found.remote_port, l.local_addr().unwrap().port());
+        assert!(d.find_inet(ino(a.as_fd())).unwrap().is_none());
     }
 }

@@ -42,7 +42,7 @@ use sec_tracker_proto::v1::{
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::users::UserNames;
-use diag::{DiagSocket, DumpError};
+use diag::DumpError;
 use owners::{OwnerCache, ProcFds};
 use sock::{addr_text, Endpoint};
 use tracker::{Action, Change, Tracker};
@@ -52,6 +52,9 @@ pub use diag::{parse_diag_msg, parse_dump, Parsed, DIAG_MSG_LEN};
 pub use owners::socket_inode;
 pub use procnet::parse as parse_proc_net;
 pub use sock::{Proto, Sock};
+// For the process monitor: what a new process's stdio sockets are connected to.
+pub(crate) use diag::DiagSocket;
+pub(crate) use sock::Endpoint as SocketEndpoint;
 
 pub const NAME: &str = "network_monitor";
 /// A dump that has not answered within this is abandoned (the scan is skipped).

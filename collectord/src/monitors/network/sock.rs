@@ -139,7 +139,7 @@ pub(super) fn addr_text(a: &IpAddr) -> String {
 }
 
 /// `addr:port`, with brackets around an IPv6 address.
-pub(super) struct Endpoint<'a>(pub &'a IpAddr, pub u16);
+pub(crate) struct Endpoint<'a>(pub &'a IpAddr, pub u16);
 
 impl fmt::Display for Endpoint<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

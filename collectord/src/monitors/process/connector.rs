@@ -25,6 +25,8 @@ const PROC_EVENT_FORK: u32 = 0x0000_0001;
 const PROC_EVENT_EXEC: u32 = 0x0000_0002;
 const PROC_EVENT_UID: u32 = 0x0000_0004;
 const PROC_EVENT_GID: u32 = 0x0000_0040;
+const PROC_EVENT_PTRACE: u32 = 0x0000_0100;
+const PROC_EVENT_COMM: u32 = 0x0000_0200;
 const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 
 /// Kernel receive buffer we ask for: an exec storm of tens of thousands of events per second
@@ -69,7 +71,21 @@ pub enum ProcEvent {
         exit_signal: u32,
         ts_ns: u64,
     },
-    /// Another kind (sid, ptrace, comm, coredump) that we do not report.
+    /// A ptrace attach (tracer set) or detach (tracer 0) of `tgid`.
+    Ptrace {
+        pid: u32,
+        tgid: u32,
+        tracer_tgid: u32,
+        ts_ns: u64,
+    },
+    /// A task's new name (comm), set by itself with prctl or through /proc.
+    Comm {
+        pid: u32,
+        tgid: u32,
+        comm: [u8; 16],
+        ts_ns: u64,
+    },
+    /// Another kind (sid, coredump) that we do not report.
     Other,
 }
 
@@ -135,6 +151,18 @@ fn parse_cn_payload(p: &[u8]) -> Option<ProcEvent> {
             tgid: field(1)?,
             exit_code: field(2)?,
             exit_signal: field(3)?,
+            ts_ns,
+        },
+        PROC_EVENT_PTRACE => ProcEvent::Ptrace {
+            pid: field(0)?,
+            tgid: field(1)?,
+            tracer_tgid: field(3)?,
+            ts_ns,
+        },
+        PROC_EVENT_COMM => ProcEvent::Comm {
+            pid: field(0)?,
+            tgid: field(1)?,
+            comm: d.get(8..24)?.try_into().ok()?,
             ts_ns,
         },
         _ => ProcEvent::Other,
@@ -257,6 +285,12 @@ mod tests {
         );
         parse_datagram(&datagram(PROC_EVENT_UID, &[42, 42, 0, 0]), &mut out);
         parse_datagram(&datagram(PROC_EVENT_FORK, &[1, 1, 43, 43]), &mut out);
+        parse_datagram(&datagram(PROC_EVENT_PTRACE, &[42, 42, 7, 7]), &mut out);
+        let comm = u32::from_ne_bytes(*b"evil");
+        parse_datagram(
+            &datagram(PROC_EVENT_COMM, &[42, 42, comm, 0, 0, 0]),
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![
@@ -283,6 +317,18 @@ mod tests {
                     parent_tgid: 1,
                     child_pid: 43,
                     child_tgid: 43,
+                    ts_ns: 123_456
+                },
+                ProcEvent::Ptrace {
+                    pid: 42,
+                    tgid: 42,
+                    tracer_tgid: 7,
+                    ts_ns: 123_456
+                },
+                ProcEvent::Comm {
+                    pid: 42,
+                    tgid: 42,
+                    comm: *b"evil\0\0\0\0\0\0\0\0\0\0\0\0",
                     ts_ns: 123_456
                 },
             ]

@@ -9,6 +9,7 @@ mod connector;
 pub mod context;
 mod poll;
 pub mod proc_reader;
+mod stdio;
 mod tracker;
 
 use std::sync::atomic::Ordering;
@@ -210,6 +211,28 @@ fn handle(
             ts_ns,
         } if pid == tgid => {
             ctx.emit(tracker.gid_change(tgid, rgid, egid, clock.utc(ts_ns)));
+        }
+        // An attach (a detach names no tracer), to any thread of the process.
+        ProcEvent::Ptrace {
+            tgid,
+            tracer_tgid,
+            ts_ns,
+            ..
+        } if tracer_tgid != 0 => {
+            if let Some(e) = tracker.ptrace_attach(tracer_tgid, tgid, clock.utc(ts_ns)) {
+                ctx.emit(e);
+            }
+        }
+        // The process's own name (threads name themselves for debuggers: not reported).
+        ProcEvent::Comm {
+            pid,
+            tgid,
+            comm,
+            ts_ns,
+        } if pid == tgid => {
+            if let Some(e) = tracker.renamed(tgid, &comm, clock.utc(ts_ns)) {
+                ctx.emit(e);
+            }
         }
         _ => {}
     }

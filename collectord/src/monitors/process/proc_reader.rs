@@ -85,6 +85,18 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
+/// Environments are read this far at most: past what exec accepts for arguments and environment
+/// together on any usual stack limit, so padding cannot push a variable out of sight.
+const MAX_ENVIRON: usize = 8 * 1024 * 1024;
+
+/// The value of `name` in a NUL-separated `environ` block (the first, as the loader takes it).
+pub fn find_env<'a>(environ: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    environ.split(|&b| b == 0).find_map(|var| {
+        var.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })
+}
+
 /// What we could read of a process.
 #[derive(Debug, Default, Clone)]
 pub struct Details {
@@ -156,6 +168,18 @@ impl ProcReader {
         Some(String::from_utf8_lossy(trim(&self.buf)).into_owned())
     }
 
+    /// The value of `name` in the environment `pid` started with, None when it is not set or
+    /// the environment cannot be read (it takes ptrace read access: CAP_SYS_PTRACE).
+    pub fn env_var(&mut self, pid: u32, name: &[u8]) -> Option<Vec<u8>> {
+        self.read_file(&PathBuf::from(format!("/proc/{pid}/environ")), MAX_ENVIRON)
+            .ok()?;
+        let found = find_env(&self.buf, name).map(<[u8]>::to_vec);
+        // A huge environment is not kept in the reusable buffer.
+        self.buf.clear();
+        self.buf.shrink_to(64 * 1024);
+        found
+    }
+
     fn read_file(&mut self, path: &std::path::Path, limit: usize) -> std::io::Result<()> {
         self.buf.clear();
         let f = File::open(path)?;
@@ -175,6 +199,15 @@ mod tests {
     use super::*;
 
     const STATUS: &[u8] = b"Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1234\nPPid:\t1000\nTracerPid:\t0\nUid:\t1000\t0\t0\t0\nGid:\t100\t101\t100\t100\nFDSize:\t256\n";
+
+    #[test]
+    fn environment_variables_are_found_whole_and_first() {
+        let env = b"PATH=/usr/bin\0LD_PRELOAD_X=no\0LD_PRELOAD=/tmp/evil.so\0LD_PRELOAD=/second\0";
+        assert_eq!(find_env(env, b"LD_PRELOAD"), Some(&b"/tmp/evil.so"[..]));
+        assert_eq!(find_env(b"XLD_PRELOAD=a\0", b"LD_PRELOAD"), None);
+        assert_eq!(find_env(b"LD_PRELOAD=", b"LD_PRELOAD"), Some(&b""[..]));
+        assert_eq!(find_env(b"", b"LD_PRELOAD"), None);
+    }
 
     #[test]
     fn status_fields() {

@@ -17,6 +17,7 @@ use sec_tracker_proto::v1::{
 
 use super::context::{entity_id, ContextReader, ProcessContext};
 use super::proc_reader::{Details, ProcReader};
+use super::stdio::StdioSockets;
 use super::NAME;
 use crate::processes::{Node, Processes};
 use crate::severity;
@@ -48,6 +49,10 @@ pub(super) struct Tracker {
     context: ContextReader,
     processes: Arc<Processes>,
     users: UserNames,
+    stdio: StdioSockets,
+    /// The last attach reported (tracer, traced): a debugger attaches to each thread in turn,
+    /// and the process is reported once.
+    last_attach: Option<(u32, u32)>,
     /// Entries not kept because the table was full.
     pub untracked: u64,
 }
@@ -60,6 +65,8 @@ impl Tracker {
             context: ContextReader::new(),
             processes,
             users: UserNames::new(),
+            stdio: StdioSockets::new(),
+            last_attach: None,
             untracked: 0,
         }
     }
@@ -237,8 +244,105 @@ impl Tracker {
             argv_truncated: d.argv_truncated,
             ..Default::default()
         };
+        if !missing {
+            p.stdio_socket = self.stdio.describe(pid);
+            // Only where it matters: a library forced into a program running as root.
+            if euid == 0 {
+                p.ld_preload = self.reader.env_var(pid, b"LD_PRELOAD").unwrap_or_default();
+            }
+        }
         self.with_context(&mut p, Some(&node), Some(&context));
         event(ts_ns, severity, message, p)
+    }
+
+    /// `tracer` attached to `traced` with ptrace (once per pair in a row: a debugger attaches to
+    /// each thread). None for a repeat.
+    pub(super) fn ptrace_attach(&mut self, tracer: u32, traced: u32, ts_ns: i64) -> Option<Event> {
+        if self.last_attach == Some((tracer, traced)) {
+            return None;
+        }
+        self.last_attach = Some((tracer, traced));
+        let k = self.known_or_read(tracer);
+        let t = self.known_or_read(traced);
+        let target_node = t.node.clone().or_else(|| self.processes.node(traced));
+        let tracer_node = k.node.clone().or_else(|| self.processes.node(tracer));
+        // Its own program (a debugger's, strace's child): the tracer is among its ancestors.
+        let target_is_descendant = match (&target_node, &tracer_node) {
+            (Some(tn), Some(me)) => tn.ancestors().any(|a| {
+                a.pid == me.pid && (me.entity_id.is_empty() || a.entity_id == me.entity_id)
+            }),
+            _ => false,
+        };
+        let target = ProcessRef {
+            pid: traced,
+            name: t.name.clone(),
+            exe: t.exe.clone(),
+            entity_id: target_node.map(|n| n.entity_id.clone()).unwrap_or_default(),
+        };
+        let user = self.users.name(k.uid);
+        let message = format!(
+            "Process {} (PID: {tracer}) attached to {} (PID: {traced}) with ptrace",
+            k.name, t.name
+        );
+        let mut p = ProcessEvent {
+            action: ProcessAction::PtraceAttach as i32,
+            pid: tracer,
+            ppid: k.ppid,
+            uid: k.uid,
+            euid: k.euid,
+            user,
+            exe: k.exe.clone(),
+            name: k.name.clone(),
+            target: Some(target),
+            target_is_descendant,
+            ..Default::default()
+        };
+        self.with_context(&mut p, tracer_node.as_ref(), k.context.as_deref());
+        Some(event(ts_ns, Severity::Info, message, p))
+    }
+
+    /// Process `pid` gave itself a new name. None when the name is the one it had.
+    pub(super) fn renamed(&mut self, pid: u32, comm: &[u8; 16], ts_ns: i64) -> Option<Event> {
+        let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        let name = String::from_utf8_lossy(&comm[..len]).into_owned();
+        let mut k = self.known_or_read(pid);
+        if k.name == name {
+            return None;
+        }
+        let old_name = std::mem::replace(&mut k.name, name.clone());
+        if self.known.contains_key(&pid) {
+            self.remember(pid, k.clone());
+        }
+        let user = self.users.name(k.uid);
+        let message = format!("Process {old_name} (PID: {pid}) renamed itself {name}");
+        let mut p = ProcessEvent {
+            action: ProcessAction::Renamed as i32,
+            pid,
+            ppid: k.ppid,
+            uid: k.uid,
+            euid: k.euid,
+            user,
+            exe: k.exe.clone(),
+            name,
+            old_name,
+            ..Default::default()
+        };
+        let node = k.node.clone().or_else(|| self.processes.node(pid));
+        self.with_context(&mut p, node.as_ref(), k.context.as_deref());
+        Some(event(ts_ns, Severity::Info, message, p))
+    }
+
+    /// What the table knows of `pid`, else what /proc says now.
+    fn known_or_read(&mut self, pid: u32) -> Known {
+        if let Some(k) = self.known.get(&pid) {
+            return k.clone();
+        }
+        let mut k = Known::default();
+        if let Some(s) = self.reader.status(pid) {
+            (k.name, k.uid, k.euid, k.ppid) = (s.name, s.uid, s.euid, s.ppid);
+        }
+        k.exe = self.reader.exe(pid);
+        k
     }
 
     /// Fills in who the process is (entity ids, lineage) and where it runs.
