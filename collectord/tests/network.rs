@@ -270,3 +270,64 @@ async fn listeners_and_connections_name_their_process() {
     drop(old);
     assert_eq!(d.stop(), Some(0), "{}", d.log_text());
 }
+
+/// A connection that opens and closes between two scans (a beacon, a quick download) is seen as
+/// the kernel destroys its socket: both ends, with their direction; no process or user (the
+/// socket has no file left to name them by).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_between_two_scans_is_seen_as_the_kernel_destroys_it() {
+    if !require_root("network_between_scans") {
+        return;
+    }
+    // Scans far apart: only the destroy broadcasts can see what happens in between.
+    let config = r#"{"monitoring": {"process_monitor": false, "file_monitor": false,
+        "auth_monitor": false, "network_monitor": true, "scan_interval": "1h"}}"#;
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let d = Daemon::start(Path::new(BIN), config);
+    d.until_running().await;
+    let mut ev = Events {
+        stream: d.subscribe(&[EventType::Network], false).await,
+        seen: Vec::new(),
+    };
+    // nobody connects, says nothing, and hangs up; the server accepts and closes.
+    let client = sec_tracker_testkit::as_nobody(Path::new("/bin/bash"), None)
+        .args([
+            "-c",
+            &format!("exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-"),
+        ])
+        .status()
+        .unwrap();
+    assert!(client.success());
+    drop(server.accept().unwrap());
+    let e = ev
+        .expect("the client's end", |n| {
+            n.between_scans && n.remote_port == u32::from(port)
+        })
+        .await;
+    let n = net(&e).unwrap();
+    assert_eq!(
+        (
+            n.action().name(),
+            n.direction().name(),
+            n.user.as_str(),
+            n.protocol.as_str()
+        ),
+        ("connection_closed", "outbound", "", "tcp"),
+        "{e:?}"
+    );
+    assert_eq!((n.pid, n.remote_address.as_str()), (0, "127.0.0.1"));
+    assert!(e.message.contains("between two scans"), "{}", e.message);
+    let e = ev
+        .expect("the server's end", |n| {
+            n.between_scans && n.local_port == u32::from(port)
+        })
+        .await;
+    let n = net(&e).unwrap();
+    assert_eq!(n.direction().name(), "inbound", "{e:?}");
+    // The listener itself, untouched, is reported by nothing (it is in the baseline).
+    assert!(!ev
+        .seen
+        .iter()
+        .any(|e| net(e).is_some_and(|n| n.action().name() == "listen_closed")));
+}

@@ -515,6 +515,9 @@ fn network_details<S: Serializer>(n: &NetworkEvent, s: S) -> Result<S::Ok, S::Er
     m.serialize_entry("user", &n.user)?;
     m.serialize_entry("inode", &n.inode)?;
     m.serialize_entry("entity_id", &n.entity_id)?;
+    if n.between_scans {
+        m.serialize_entry("between_scans", &true)?;
+    }
     m.end()
 }
 

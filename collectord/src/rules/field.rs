@@ -87,6 +87,7 @@ fields! {
     NetworkExe => "network.exe",
     NetworkProcessName => "network.process_name",
     NetworkUser => "network.user",
+    NetworkBetweenScans => "network.between_scans",
     AgentKind => "agent.kind",
 }
 
@@ -128,7 +129,8 @@ impl Field {
             | Field::FileMtimeMovedBack
             | Field::AuthSuccess
             | Field::AuthVerified
-            | Field::AuthBurst => Kind::Flag,
+            | Field::AuthBurst
+            | Field::NetworkBetweenScans => Kind::Flag,
             _ => Kind::Text,
         }
     }
@@ -238,6 +240,7 @@ impl Field {
                     Field::NetworkExe => f(Str(&n.exe)),
                     Field::NetworkProcessName => f(Str(n.process_name.as_bytes())),
                     Field::NetworkUser => f(Str(n.user.as_bytes())),
+                    Field::NetworkBetweenScans => f(Bool(n.between_scans)),
                     _ => false,
                 },
                 _ => false,
@@ -367,6 +370,7 @@ impl Field {
             Field::NetworkExe if on("network") => s("exe", f),
             Field::NetworkProcessName if on("network") => s("process_name", f),
             Field::NetworkUser if on("network") => s("user", f),
+            Field::NetworkBetweenScans if on("network") => b("between_scans", f),
             _ => false,
         }
     }

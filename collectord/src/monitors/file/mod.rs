@@ -229,6 +229,11 @@ pub fn file_event(c: &Change) -> Event {
         FileAction::Modified => format!("File modified: {path}"),
         FileAction::Deleted => format!("File deleted: {path}"),
         FileAction::Renamed => format!("File renamed: {} -> {path}", escape_bytes(&c.old_path)),
+        FileAction::Attributes if c.after.is_none() => {
+            format!(
+                "File attributes changed: {path} (gone before its new attributes could be read)"
+            )
+        }
         FileAction::Attributes => {
             let (b, a) = (
                 c.before.clone().unwrap_or_default(),

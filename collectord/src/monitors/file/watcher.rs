@@ -659,6 +659,11 @@ impl Watcher {
             let Some(after) =
                 baseline::restat(&self.trees, &path, before.as_ref(), self.hash_limit)
             else {
+                // Renamed or deleted before this event was read (a busy host, or a chmod u+s
+                // then mv to hide it): the change is still reported, without its new values.
+                if before.is_some() && !self.pending_creates.contains_key(&path) {
+                    out.push(Change::new(FileAction::Attributes, &path, before, None));
+                }
                 return;
             };
             self.keep(&path, after.clone());
@@ -825,6 +830,39 @@ fn attribute(attributor: Option<&mut Attributor>, mask: EventMask, c: &mut Chang
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mode change whose file is renamed before the watcher reads the event (a busy host, or
+    /// `chmod u+s` then `mv` to hide it) is still reported, and so is the rename.
+    #[test]
+    fn an_attribute_change_is_reported_when_the_file_is_gone_before_it_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("f"), b"x").unwrap();
+        let (mut w, _) =
+            Watcher::new(std::slice::from_ref(&root), Vec::new(), 1 << 20, usize::MAX).unwrap();
+        w.baseline = w.start(&Baseline::new());
+        // Both happen before the watcher reads anything.
+        std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::rename(root.join("f"), root.join("g")).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            w.read(&mut out).unwrap();
+        }
+        let attrib = out
+            .iter()
+            .find(|c| c.action == FileAction::Attributes)
+            .expect("the mode change");
+        assert!(
+            attrib.path.ends_with(b"/f") && attrib.after.is_none(),
+            "{attrib:?}"
+        );
+        let renamed = out
+            .iter()
+            .find(|c| c.action == FileAction::Renamed)
+            .expect("the rename");
+        assert_eq!(renamed.after.as_ref().unwrap().mode & 0o7777, 0o4755);
+    }
 
     /// A writer that keeps the queue full does not hold events back until it pauses: with far
     /// more than EMIT_EVERY changes queued, one read returns a step of them, and reading on

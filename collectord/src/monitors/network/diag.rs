@@ -53,6 +53,71 @@ pub(super) fn request(proto: Proto, seq: u32) -> Vec<u8> {
     m
 }
 
+/// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY` (groups 1 and 3) as a bind mask.
+const TCP_DESTROY_GROUPS: u32 = 1 << 0 | 1 << 2;
+/// Room for the destroy broadcasts between two drains (~100 B each; a busy host's second).
+const DESTROY_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The kernel's broadcast of every TCP socket it destroys (no privilege needed), for the
+/// connections that open and close between two scans. Non-blocking: drained on a timer.
+pub(crate) struct DestroyListener {
+    socket: Socket,
+    buf: Vec<u8>,
+    /// Messages skipped as malformed, in total.
+    pub malformed: u64,
+}
+
+/// What one drain found.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// The kernel dropped broadcasts because the receive buffer was full (times).
+    pub overruns: u64,
+}
+
+impl DestroyListener {
+    pub(crate) fn open() -> io::Result<DestroyListener> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind(&SocketAddr::new(0, TCP_DESTROY_GROUPS))?;
+        let _ = socket.set_rx_buf_sz(DESTROY_BUFFER_BYTES as libc::c_int);
+        socket.set_non_blocking(true)?;
+        Ok(DestroyListener {
+            socket,
+            buf: vec![0u8; RECV_BUFFER],
+            malformed: 0,
+        })
+    }
+
+    /// Appends every TCP socket destroyed since the last drain to `out`.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Sock>) -> io::Result<Drained> {
+        let mut d = Drained::default();
+        loop {
+            let n = {
+                let mut slice = &mut self.buf[..];
+                match self.socket.recv(&mut slice, 0) {
+                    Ok(n) => n.min(self.buf.len()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        d.overruns += 1;
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(d),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            let mut messages = Messages::new(&self.buf[..n]);
+            for m in messages.by_ref() {
+                match (m.kind, parse_diag_msg(m.payload, false)) {
+                    (SOCK_DIAG_BY_FAMILY, Some(s)) => out.push(s),
+                    _ => self.malformed += 1,
+                }
+            }
+            if messages.malformed() {
+                self.malformed += 1;
+            }
+        }
+    }
+}
+
 /// `struct unix_diag_req` for the one socket with `inode` (any state, no attributes, no cookie).
 fn unix_exact_request(inode: u32, seq: u32) -> Vec<u8> {
     const AF_UNIX: u8 = 1;

@@ -42,7 +42,7 @@ use sec_tracker_proto::v1::{
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 use crate::users::UserNames;
-use diag::DumpError;
+use diag::{DestroyListener, DumpError};
 use owners::{OwnerCache, ProcFds};
 use sock::{addr_text, Endpoint};
 use tracker::{Action, Change, Tracker};
@@ -62,6 +62,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Scan failures are logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// How often the TCP destroy broadcasts are read (at most).
+const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 pub struct NetworkMonitor;
 
@@ -81,15 +83,25 @@ impl Monitor for NetworkMonitor {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            // The destroy broadcasts are read more often than the tables are scanned, so that
+            // the kernel's buffer never fills between two scans.
+            let mut drain_tick = tokio::time::interval(interval.min(DRAIN_EVERY));
+            drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::select! {
+                let scan = tokio::select! {
                     _ = ctx.shutdown.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
+                    _ = tick.tick() => true,
+                    _ = drain_tick.tick() => false,
+                };
                 let c = ctx.clone();
                 match blocking(&ctx, move || {
                     let _working = c.health.working();
-                    scanner.scan(&c);
+                    // Before a scan too: what it destroyed before the scan is judged against
+                    // the connections the last scan saw.
+                    scanner.drain_destroyed(&c);
+                    if scan {
+                        scanner.scan(&c);
+                    }
                     scanner
                 })
                 .await?
@@ -142,6 +154,9 @@ enum ScanError {
 /// The monitor's state between scans; moved to a blocking thread for each scan.
 struct Scanner {
     source: Source,
+    /// The kernel's TCP destroy broadcasts: connections that open and close between scans.
+    destroyed: Option<DestroyListener>,
+    gone: Vec<Sock>,
     tracker: Tracker,
     owners: OwnerCache<ProcFds>,
     users: UserNames,
@@ -156,8 +171,17 @@ struct Scanner {
 
 impl Scanner {
     fn new(source: Source, interval: Duration) -> Scanner {
+        let destroyed = match DestroyListener::open() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to sock_diag's TCP destroy broadcasts: connections that open and close between two scans are not seen");
+                None
+            }
+        };
         Scanner {
             source,
+            destroyed,
+            gone: Vec::new(),
             tracker: Tracker::default(),
             owners: OwnerCache::new(ProcFds::default()),
             users: UserNames::new(),
@@ -210,6 +234,78 @@ impl Scanner {
         }
         scanner.account(ctx);
         scanner
+    }
+
+    /// Reports the TCP connections the kernel destroyed that no scan saw (opened and closed
+    /// between two scans, or refused), each as a closed connection naming no process.
+    fn drain_destroyed(&mut self, ctx: &MonitorContext) {
+        let Some(listener) = self.destroyed.as_mut() else {
+            return;
+        };
+        self.gone.clear();
+        match listener.drain(&mut self.gone) {
+            Ok(d) if d.overruns > 0 => {
+                ctx.health.lost.fetch_add(d.overruns, Ordering::Relaxed);
+                let msg = format!(
+                    "kernel dropped TCP destroy broadcasts {} time(s): some connections that opened and closed between two scans were not seen",
+                    d.overruns
+                );
+                tracing::warn!("{msg}");
+                ctx.notice("events_lost", Severity::Warning, d.overruns, msg);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.health.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "reading sock_diag's TCP destroy broadcasts failed; no longer reading them");
+                self.destroyed = None;
+                return;
+            }
+        }
+        if !self.tracker.is_baselined() {
+            return;
+        }
+        let ts = sec_tracker_proto::json::now_ns();
+        let gone = std::mem::take(&mut self.gone);
+        for s in &gone {
+            // Listeners and sockets that never had a peer are not connections.
+            if s.remote_port == 0 || s.remote.is_unspecified() || !self.tracker.unseen(s) {
+                continue;
+            }
+            let direction = if self.tracker.is_listening_port(s.local_port) {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            };
+            let change = Change {
+                action: Action::ConnectionClosed,
+                sock: s.clone(),
+                state: SocketState::Closed,
+                direction,
+                owner: None,
+            };
+            let mut e = self.event(change, ts);
+            let (local, remote) = (
+                Endpoint(&s.local, s.local_port),
+                Endpoint(&s.remote, s.remote_port),
+            );
+            let (from, to) = if direction == Direction::Inbound {
+                (remote.to_string(), local.to_string())
+            } else {
+                (local.to_string(), remote.to_string())
+            };
+            e.message = format!(
+                "Connection opened and closed between two scans: {} {from} -> {to} ({}); no process or user named (the socket was gone before a scan)",
+                s.proto.as_str(),
+                direction.name(),
+            );
+            if let Some(event::Details::Network(n)) = &mut e.details {
+                n.between_scans = true;
+                // A destroyed socket has no file left: the kernel reports uid 0 for any.
+                n.user.clear();
+            }
+            ctx.emit(e);
+        }
+        self.gone = gone;
     }
 
     /// One scan: collect, diff, publish.
@@ -397,6 +493,7 @@ impl Scanner {
                 user,
                 inode: s.inode,
                 entity_id: String::new(),
+                between_scans: false,
             })),
             ..Default::default()
         }

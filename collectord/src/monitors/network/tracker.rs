@@ -40,7 +40,16 @@ struct Tracked {
 pub(super) struct Tracker {
     tracked: HashMap<Key, Tracked>,
     baselined: bool,
+    /// Connections (their 4-tuple, inode 0) tracked in the last scans, with the scan that last
+    /// saw them: a destroy broadcast for one of them is not a connection between scans (its
+    /// closing was, or will be, reported by a diff).
+    recent: HashMap<Key, u64>,
+    scans: u64,
 }
+
+/// Scans a connection is remembered for after it was last seen: its socket may linger in
+/// CLOSE_WAIT or FIN_WAIT before the kernel destroys it.
+const REMEMBERED_SCANS: u64 = 3;
 
 /// Counts for `status`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +61,32 @@ pub(super) struct Counts {
 impl Tracker {
     pub(super) fn is_baselined(&self) -> bool {
         self.baselined
+    }
+
+    /// A destroyed TCP socket that no scan saw: it opened and closed between two scans.
+    pub(super) fn unseen(&self, s: &Sock) -> bool {
+        !self.recent.contains_key(&Key {
+            inode: 0,
+            ..s.key()
+        })
+    }
+
+    /// Whether `port` is one of the TCP ports being listened on (a connection to it came in).
+    pub(super) fn is_listening_port(&self, port: u16) -> bool {
+        self.tracked
+            .values()
+            .any(|t| !t.sock.proto.is_udp() && t.sock.is_listening() && t.sock.local_port == port)
+    }
+
+    /// Remembers the connections of this scan, and forgets those not seen for a while.
+    fn remember_recent(&mut self) {
+        self.scans += 1;
+        let scan = self.scans;
+        for k in self.tracked.keys() {
+            self.recent.insert(Key { inode: 0, ..*k }, scan);
+        }
+        self.recent
+            .retain(|_, seen| scan.saturating_sub(*seen) <= REMEMBERED_SCANS);
     }
 
     pub(super) fn counts(&self) -> Counts {
@@ -122,6 +157,7 @@ impl Tracker {
             }
             self.baselined = true;
             self.prune(owners);
+            self.remember_recent();
             return Vec::new();
         }
 
@@ -236,6 +272,7 @@ impl Tracker {
             }
         }
         self.prune(owners);
+        self.remember_recent();
         changes
     }
 

@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use sha2::{Digest, Sha256};
 
+use super::proc_reader::ProcDir;
+
 /// A container a process runs in, as its cgroup path names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
@@ -275,17 +277,24 @@ impl ContextReader {
     }
 
     pub fn read_context(&mut self, pid: u32) -> ProcessContext {
-        let (starttime, tty) = match self.read(&format!("/proc/{pid}/stat"), 4096) {
+        match ProcDir::open(pid) {
+            Some(dir) => self.read_context_in(&dir),
+            None => ProcessContext::default(),
+        }
+    }
+
+    /// [`ContextReader::read_context`] of a process whose directory is open.
+    pub fn read_context_in(&mut self, dir: &ProcDir) -> ProcessContext {
+        let read = |name: &str, limit: usize, buf: &mut Vec<u8>| dir.read(name, limit, buf).ok();
+        let (starttime, tty) = match read("stat", 4096, &mut self.buf) {
             Some(()) => (parse_starttime(&self.buf), parse_tty(&self.buf)),
             None => (None, None),
         };
-        let login_uid = self
-            .read(&format!("/proc/{pid}/loginuid"), 32)
-            .and_then(|()| parse_audit_id(&self.buf));
-        let session_id = self
-            .read(&format!("/proc/{pid}/sessionid"), 32)
-            .and_then(|()| parse_audit_id(&self.buf));
-        let cgroup = match self.read(&format!("/proc/{pid}/cgroup"), 16 * 1024) {
+        let login_uid =
+            read("loginuid", 32, &mut self.buf).and_then(|()| parse_audit_id(&self.buf));
+        let session_id =
+            read("sessionid", 32, &mut self.buf).and_then(|()| parse_audit_id(&self.buf));
+        let cgroup = match read("cgroup", 16 * 1024, &mut self.buf) {
             Some(()) => parse_cgroup(&self.buf),
             None => Cgroup::default(),
         };
@@ -299,7 +308,7 @@ impl ContextReader {
         .into_iter()
         .enumerate()
         {
-            let link = ns_link(pid, NS[i]);
+            let link = dir.link(&format!("ns/{}", NS[i]));
             *flag = !link.is_empty() && !self.host_ns[i].is_empty() && link != self.host_ns[i];
         }
         ProcessContext {

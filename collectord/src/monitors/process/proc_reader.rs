@@ -4,8 +4,69 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+/// One process's `/proc/<pid>` directory, opened once for everything read at its exec: each file
+/// is opened relative to it (one pid lookup in the kernel instead of one per file), and if the
+/// process exits and its pid is reused meanwhile, reads fail instead of reading the newcomer.
+pub struct ProcDir(OwnedFd);
+
+impl ProcDir {
+    pub fn open(pid: u32) -> Option<ProcDir> {
+        nix::fcntl::open(
+            format!("/proc/{pid}").as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .map(ProcDir)
+    }
+
+    /// Reads the file `name` into `buf` (cleared first), at most `limit` bytes. /proc files are
+    /// read whole by one read into a big enough buffer; the read that would return 0 after it
+    /// is saved (a short read from /proc is its end).
+    pub fn read(&self, name: &str, limit: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.clear();
+        let fd = nix::fcntl::openat(
+            &self.0,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut f = File::from(fd);
+        let mut chunk = 4096.min(limit.max(1));
+        loop {
+            let len = buf.len();
+            let want = chunk.min(limit - len);
+            buf.resize(len + want, 0);
+            let n = match f.read(&mut buf[len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    buf.truncate(len);
+                    return Err(e);
+                }
+            };
+            buf.truncate(len + n);
+            if n < want || buf.len() >= limit {
+                return Ok(());
+            }
+            chunk = chunk.saturating_mul(2);
+        }
+    }
+
+    /// The target of the link `name` (`exe`, `cwd`, `fd/0`, `ns/pid`), empty when unreadable.
+    pub fn link(&self, name: &str) -> Vec<u8> {
+        nix::fcntl::readlinkat(&self.0, name)
+            .map(|p| p.into_vec())
+            .unwrap_or_default()
+    }
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -131,21 +192,28 @@ impl ProcReader {
 
     /// Reads cmdline first (the most perishable), then status, exe and cwd.
     pub fn read(&mut self, pid: u32) -> Details {
+        match ProcDir::open(pid) {
+            Some(dir) => self.read_in(&dir),
+            None => Details::default(),
+        }
+    }
+
+    /// [`ProcReader::read`] of a process whose directory is open.
+    pub fn read_in(&mut self, dir: &ProcDir) -> Details {
         let mut d = Details::default();
-        let base = PathBuf::from(format!("/proc/{pid}"));
-        if self
-            .read_file(&base.join("cmdline"), self.max_cmdline + 1)
+        if dir
+            .read("cmdline", self.max_cmdline + 1, &mut self.buf)
             .is_ok()
         {
             d.argv_truncated = self.buf.len() > self.max_cmdline;
             self.buf.truncate(self.max_cmdline);
             d.argv = split_cmdline(&self.buf);
         }
-        if self.read_file(&base.join("status"), 64 * 1024).is_ok() {
+        if dir.read("status", 64 * 1024, &mut self.buf).is_ok() {
             d.status = parse_status(&self.buf);
         }
-        d.exe = read_link(&base.join("exe"));
-        d.cwd = read_link(&base.join("cwd"));
+        d.exe = dir.link("exe");
+        d.cwd = dir.link("cwd");
         d
     }
 
@@ -170,9 +238,8 @@ impl ProcReader {
 
     /// The value of `name` in the environment `pid` started with, None when it is not set or
     /// the environment cannot be read (it takes ptrace read access: CAP_SYS_PTRACE).
-    pub fn env_var(&mut self, pid: u32, name: &[u8]) -> Option<Vec<u8>> {
-        self.read_file(&PathBuf::from(format!("/proc/{pid}/environ")), MAX_ENVIRON)
-            .ok()?;
+    pub fn env_var_in(&mut self, dir: &ProcDir, name: &[u8]) -> Option<Vec<u8>> {
+        dir.read("environ", MAX_ENVIRON, &mut self.buf).ok()?;
         let found = find_env(&self.buf, name).map(<[u8]>::to_vec);
         // A huge environment is not kept in the reusable buffer.
         self.buf.clear();
@@ -199,6 +266,38 @@ mod tests {
     use super::*;
 
     const STATUS: &[u8] = b"Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1234\nPPid:\t1000\nTracerPid:\t0\nUid:\t1000\t0\t0\t0\nGid:\t100\t101\t100\t100\nFDSize:\t256\n";
+
+    /// The one-read-per-file reader gives what a plain read of the whole file gives, past its
+    /// first 4 KiB too, and stops at the limit.
+    #[test]
+    fn a_proc_directory_reads_files_whole_and_within_the_limit() {
+        let me = std::process::id();
+        let dir = ProcDir::open(me).unwrap();
+        let mut buf = Vec::new();
+        // The environment is fixed for the life of the process (a test's is several KiB).
+        let whole = std::fs::read(format!("/proc/{me}/environ")).unwrap();
+        dir.read("environ", usize::MAX, &mut buf).unwrap();
+        assert_eq!(buf, whole);
+        dir.read("environ", 10, &mut buf).unwrap();
+        assert_eq!(buf, whole[..10.min(whole.len())]);
+        let big = std::fs::read(format!("/proc/{me}/auxv")).unwrap();
+        dir.read("auxv", usize::MAX, &mut buf).unwrap();
+        assert_eq!(buf, big);
+        dir.read("status", 64 * 1024, &mut buf).unwrap();
+        assert_eq!(
+            parse_status(&buf).unwrap().ppid,
+            nix::unistd::getppid().as_raw() as u32
+        );
+        assert_eq!(
+            dir.link("exe"),
+            std::fs::read_link("/proc/self/exe")
+                .unwrap()
+                .into_os_string()
+                .into_vec()
+        );
+        assert!(dir.read("no-such-file", 10, &mut buf).is_err());
+        assert!(ProcDir::open(u32::MAX).is_none());
+    }
 
     #[test]
     fn environment_variables_are_found_whole_and_first() {

@@ -9,9 +9,9 @@
 //! Only an inet socket costs a dump, to name its peer.
 
 use std::collections::VecDeque;
-use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use super::proc_reader::ProcDir;
 use crate::monitors::network::{socket_inode, DiagSocket, SocketEndpoint};
 
 /// Unix socket inodes remembered: the journald streams of the services running now.
@@ -33,15 +33,12 @@ impl StdioSockets {
         }
     }
 
-    /// The first network socket among fds 0–2 of `pid`: `tcp 203.0.113.5:4444` (its peer),
+    /// The first network socket among fds 0–2 of the process: `tcp 203.0.113.5:4444` (its peer),
     /// `socket` when sock_diag cannot say what it is; empty when none is.
-    pub(super) fn describe(&mut self, pid: u32) -> String {
+    pub(super) fn describe(&mut self, dir: &ProcDir) -> String {
         let mut seen = [0u64; 3];
-        for fd in 0..3 {
-            let Ok(link) = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
-                continue;
-            };
-            let Some(inode) = socket_inode(link.as_os_str().as_bytes()) else {
+        for (fd, name) in ["fd/0", "fd/1", "fd/2"].into_iter().enumerate() {
+            let Some(inode) = socket_inode(&dir.link(name)) else {
                 continue;
             };
             if seen.contains(&inode) || self.unix.contains(&inode) {

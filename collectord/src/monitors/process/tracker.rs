@@ -16,7 +16,7 @@ use sec_tracker_proto::v1::{
 };
 
 use super::context::{entity_id, ContextReader, ProcessContext};
-use super::proc_reader::{Details, ProcReader};
+use super::proc_reader::{Details, ProcDir, ProcReader};
 use super::stdio::StdioSockets;
 use super::NAME;
 use crate::processes::{Node, Processes};
@@ -153,7 +153,12 @@ impl Tracker {
 
     /// Reads `/proc/<pid>` now and builds the exec event.
     pub(super) fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
-        let d: Details = self.reader.read(pid);
+        // Everything below is read through this one directory descriptor.
+        let dir = ProcDir::open(pid);
+        let d: Details = dir
+            .as_ref()
+            .map(|dir| self.reader.read_in(dir))
+            .unwrap_or_default();
         let before = self.known.get(&pid).cloned();
         let missing = d.missing();
         let (name, ppid, uid, euid, suid, gid, egid) = match &d.status {
@@ -191,7 +196,11 @@ impl Tracker {
             .and_then(|b| b.node.as_ref())
             .and_then(|n| n.parent.clone())
             .or_else(|| self.processes.node(ppid));
-        let context = Arc::new(self.context.read_context(pid));
+        let context = Arc::new(
+            dir.as_ref()
+                .map(|dir| self.context.read_context_in(dir))
+                .unwrap_or_default(),
+        );
         let starttime = before
             .as_ref()
             .and_then(|b| b.starttime)
@@ -244,11 +253,14 @@ impl Tracker {
             argv_truncated: d.argv_truncated,
             ..Default::default()
         };
-        if !missing {
-            p.stdio_socket = self.stdio.describe(pid);
+        if let Some(dir) = dir.as_ref().filter(|_| !missing) {
+            p.stdio_socket = self.stdio.describe(dir);
             // Only where it matters: a library forced into a program running as root.
             if euid == 0 {
-                p.ld_preload = self.reader.env_var(pid, b"LD_PRELOAD").unwrap_or_default();
+                p.ld_preload = self
+                    .reader
+                    .env_var_in(dir, b"LD_PRELOAD")
+                    .unwrap_or_default();
             }
         }
         self.with_context(&mut p, Some(&node), Some(&context));
