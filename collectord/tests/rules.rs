@@ -97,6 +97,28 @@ fn mentions(e: &Event, t: &str) -> bool {
     }
 }
 
+/// A real Debian package `name` (built in `dir` with dpkg-deb) installing /usr/bin/`name`.
+fn package_with_a_binary(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::copy("/bin/true", root.join("usr/bin").join(name)).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: sec-tracker test\n"),
+    )
+    .unwrap();
+    let deb = dir.join("p.deb");
+    let out = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dpkg-deb: {out:?}");
+    deb
+}
+
 /// A scratch directory outside /tmp, removed afterwards.
 fn scratch() -> tempfile::TempDir {
     std::fs::create_dir_all("/var/lib/st-rules-tests").unwrap();
@@ -336,24 +358,7 @@ async fn a_binary_planted_in_usr_bin_is_critical_and_a_package_install_is_quiet(
     );
     // A real package, installed and removed by dpkg.
     let pkg = format!("st-benign-{}", std::process::id());
-    let root = dir.path().join("pkg");
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-    std::fs::copy("/bin/true", root.join("usr/bin").join(&pkg)).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: {pkg}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: sec-tracker test\n"),
-    )
-    .unwrap();
-    let deb = dir.path().join("p.deb");
-    assert!(Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(&root)
-        .arg(&deb)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    let deb = package_with_a_binary(dir.path(), &pkg);
     assert!(Command::new("dpkg")
         .arg("-i")
         .arg(&deb)
@@ -897,20 +902,7 @@ async fn a_day_of_ordinary_administration_raises_no_critical() {
     run(Command::new("su").args(["nobody", "-s", "/bin/sh", "-c", "true"]));
     // A package installed and removed by dpkg.
     let pkg = format!("st-day-{}", std::process::id());
-    let root = dir.path().join("pkg");
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-    std::fs::copy("/bin/true", root.join("usr/bin").join(&pkg)).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: {pkg}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: sec-tracker test\n"),
-    )
-    .unwrap();
-    let deb = dir.path().join("p.deb");
-    run(Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(&root)
-        .arg(&deb));
+    let deb = package_with_a_binary(dir.path(), &pkg);
     run(Command::new("dpkg").arg("-i").arg(&deb));
     run(Command::new("dpkg").args(["--purge", &pkg]));
     // logrotate rotating (and compressing) a log.

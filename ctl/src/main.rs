@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod render;
+mod sigpipe;
 mod source;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use cli::{Cli, Command};
 use commands::Context;
 
 fn main() -> ExitCode {
+    sigpipe::default_action();
     let cli = Cli::parse();
     logging::init_cli();
 

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             let v4 = matches!(proto, Proto::Tcp | Proto::Udp);
             assert_eq!(matches!(s.local, IpAddr::V4(_)), v4);
             assert_eq!(matches!(s.remote, IpAddr::V4(_)), v4);
-            let _ = (s.key(), s.state_name(), s.is_listening(), format!("{s:?}"));
+            let _ = (s.key(), s.socket_state(), s.is_listening(), format!("{s:?}"));
         }
     }
 

@@ -63,5 +63,5 @@ fn check(s: &Sock, udp: bool) {
     assert_eq!(matches!(s.local, IpAddr::V4(_)), v4);
     assert_eq!(matches!(s.remote, IpAddr::V4(_)), v4);
     assert!(s.inode <= u64::from(u32::MAX));
-    let _ = (s.key(), s.state_name(), s.is_listening(), format!("{s:?}"));
+    let _ = (s.key(), s.socket_state(), s.is_listening(), format!("{s:?}"));
 }
