@@ -248,6 +248,21 @@ async fn persistence_and_privilege_files_are_caught_and_plain_config_is_a_warnin
             Severity::Warning,
         ),
         (
+            format!("/etc/pam.d/{t}").into(),
+            "pam-config-changed",
+            Severity::Critical,
+        ),
+        (
+            format!("/etc/ssh/sshd_config.d/{t}.conf").into(),
+            "sshd-config-changed",
+            Severity::Warning,
+        ),
+        (
+            format!("/etc/init.d/{t}").into(),
+            "init-script-persistence",
+            Severity::Warning,
+        ),
+        (
             format!("/etc/{t}.conf").into(),
             "etc-changed",
             Severity::Warning,
