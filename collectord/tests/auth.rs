@@ -101,6 +101,11 @@ struct Sshd {
 
 impl Sshd {
     fn start() -> Sshd {
+        Sshd::start_with("PermitRootLogin no\n")
+    }
+
+    /// An sshd with `extra` lines in its configuration.
+    fn start_with(extra: &str) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -113,7 +118,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey /etc/ssh/ssh_host_ed25519_key\nUsePAM yes\n\
                  PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-                 PermitRootLogin no\nPidFile none\nSyslogFacility AUTH\nLogLevel INFO\nMaxAuthTries 10\nMaxStartups 50\n"
+                 PidFile none\nSyslogFacility AUTH\nLogLevel INFO\nMaxAuthTries 10\nMaxStartups 50\n{extra}"
             ),
         )
         .unwrap();
@@ -592,4 +597,60 @@ async fn forged_auth_lines_are_reported_as_forged_and_counted_nowhere() {
     );
     assert!(!a.verified && a.verification.contains("ambiguous"), "{a:?}");
     assert_eq!(sev, Severity::Warning);
+}
+
+/// Root logging in over ssh (with a key, where the server allows it) is a WARNING naming the
+/// rule; a user's key login stays INFO (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_login_over_ssh_is_a_warning() {
+    if !require_root("auth_root_login") || !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Daemon::start(Path::new(BIN), AUTH_ONLY);
+    let mut s = subscribe(&d).await;
+    // root's key in a file of this test's own, not root's ~/.ssh.
+    let keydir = tempfile::tempdir().unwrap();
+    let key: PathBuf = keydir.path().join("id");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let sshd = Sshd::start_with(&format!(
+        "PermitRootLogin prohibit-password\nStrictModes no\nAuthorizedKeysFile {}\n",
+        key.with_extension("pub").display()
+    ));
+    let ok = sshd
+        .ssh(
+            "root",
+            &["-i", key.to_str().unwrap(), "-o", "BatchMode=yes"],
+        )
+        .status()
+        .unwrap();
+    assert!(ok.success(), "root key login failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(Some(Ok(r))) = tokio::time::timeout(left, s.next()).await else {
+            panic!("root's ssh login not seen within 20 s");
+        };
+        let Some(Item::Event(e)) = r.item else {
+            continue;
+        };
+        if let Some(event::Details::Auth(a)) = &e.details {
+            if a.action().name() == "ssh_accepted" && a.user == "root" {
+                assert_eq!(
+                    (e.rule_id.as_str(), e.severity()),
+                    ("ssh-root-login", Severity::Warning),
+                    "{e:?}"
+                );
+                assert_eq!(a.method, "publickey");
+                assert!(a.verified, "{a:?}");
+                break;
+            }
+        }
+    }
 }
