@@ -8,7 +8,6 @@
 mod cli;
 mod commands;
 mod render;
-mod sigpipe;
 mod source;
 
 use std::process::ExitCode;
@@ -20,7 +19,6 @@ use cli::{Cli, Command};
 use commands::Context;
 
 fn main() -> ExitCode {
-    sigpipe::default_action();
     let cli = Cli::parse();
     logging::init_cli();
 

@@ -771,3 +771,23 @@ fn rules_list_test_and_check_an_operators_rule_file() {
         "{err}"
     );
 }
+
+/// `config-check | grep -q …`: the reader goes away after its line; the check still exits with
+/// its verdict, without a panic on the closed pipe.
+#[test]
+fn config_check_into_a_closed_pipe_keeps_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"monitoring": {"scan_interval": "5s"}}"#).unwrap();
+    let mut child = ctl(&["config-check", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the check writes anything (it reads and checks its files first).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -5,12 +5,21 @@ use std::path::Path;
 use sec_tracker_proto::config::DEFAULT_CONFIG_PATH;
 use sec_tracker_proto::Config;
 
+/// A line of the report on stdout. A reader that closed the pipe (`config-check | grep -q`) has
+/// what it wanted: the write error is dropped, not a panic; the exit status carries the verdict.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Returns the process exit code: 0 valid, 1 invalid.
 pub(crate) fn run(path: Option<&Path>) -> u8 {
     let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
     match Config::load(path) {
         Ok(c) => {
-            println!("{}: valid", path.display());
+            say!("{}: valid", path.display());
             let m = &c.monitoring;
             let on: Vec<&str> = [
                 ("system_info", m.system_info),
@@ -23,8 +32,8 @@ pub(crate) fn run(path: Option<&Path>) -> u8 {
             .filter(|(_, on)| *on)
             .map(|(n, _)| *n)
             .collect();
-            println!("  agent id:      {}", c.agent_id());
-            println!(
+            say!("  agent id:      {}", c.agent_id());
+            say!(
                 "  server:        {}",
                 if c.server.url.is_empty() {
                     "(none: local mode only)".to_owned()
@@ -32,7 +41,7 @@ pub(crate) fn run(path: Option<&Path>) -> u8 {
                     c.server.url.clone()
                 }
             );
-            println!(
+            say!(
                 "  api key:       {}",
                 if c.server.api_key.is_empty() {
                     "(not set)"
@@ -40,8 +49,8 @@ pub(crate) fn run(path: Option<&Path>) -> u8 {
                     "set (not shown)"
                 }
             );
-            println!("  monitors:      {}", on.join(", "));
-            println!(
+            say!("  monitors:      {}", on.join(", "));
+            say!(
                 "  watch paths:   {}",
                 m.watch_paths
                     .iter()
@@ -49,17 +58,17 @@ pub(crate) fn run(path: Option<&Path>) -> u8 {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            println!(
+            say!(
                 "  scan interval: {}",
                 humantime::format_duration(m.scan_interval)
             );
-            println!("  buffer size:   {} events", c.agent.buffer_size);
+            say!("  buffer size:   {} events", c.agent.buffer_size);
             // The rules are part of the configuration: their problems fail the check too.
             match collectord::rules::Rules::load(Some(&m.rules_dir)) {
                 Ok(r) => {
                     let set = r.current();
                     let own = set.rules.iter().filter(|r| r.origin != "built-in").count();
-                    println!(
+                    say!(
                         "  rules:         {} ({} from {}), all valid",
                         set.rules.len(),
                         own,
