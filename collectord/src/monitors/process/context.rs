@@ -125,9 +125,14 @@ fn container_in(path: &[u8]) -> Option<Container> {
                 return Some(Container { runtime, id });
             }
         }
+        // A name is taken as written or not at all: a name that is not UTF-8 would come out
+        // as something the cgroup never said.
         let name = |prefix: &[u8]| -> Option<String> {
             let n = part.strip_prefix(prefix)?;
-            (!n.is_empty()).then(|| String::from_utf8_lossy(n).into_owned())
+            std::str::from_utf8(n)
+                .ok()
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
         };
         // LXC 4+ (`lxc.payload.<name>`; `lxc.monitor.<name>` is LXC itself); systemd-nspawn.
         if let Some(id) = name(b"lxc.payload.") {
@@ -137,10 +142,11 @@ fn container_in(path: &[u8]) -> Option<Container> {
             .strip_prefix(b"machine-")
             .and_then(|p| p.strip_suffix(b".scope"))
             .filter(|n| !n.is_empty() && !n.starts_with(b"qemu"))
+            .and_then(|n| std::str::from_utf8(n).ok())
         {
             return Some(Container {
                 runtime: "systemd-nspawn",
-                id: String::from_utf8_lossy(id).into_owned(),
+                id: id.to_owned(),
             });
         }
         // cgroupfs driver: /docker/<id>, /lxc/<name>, /kubepods/<qos>/pod<uid>/<id>.
@@ -158,10 +164,12 @@ fn container_in(path: &[u8]) -> Option<Container> {
             });
         }
         if parent == Some(b"lxc") {
-            return Some(Container {
-                runtime: "lxc",
-                id: String::from_utf8_lossy(part).into_owned(),
-            });
+            if let Ok(id) = std::str::from_utf8(part) {
+                return Some(Container {
+                    runtime: "lxc",
+                    id: id.to_owned(),
+                });
+            }
         }
     }
     None
