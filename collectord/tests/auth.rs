@@ -92,6 +92,19 @@ impl Drop for User {
     }
 }
 
+/// A new ed25519 key pair in `dir` (no passphrase): the private key's path (`.pub` beside it).
+fn new_key(dir: &Path) -> PathBuf {
+    let key = dir.join("id");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    key
+}
+
 /// Our own sshd on a free port, with the machine's host keys and PAM, logging to syslog.
 struct Sshd {
     child: Child,
@@ -273,14 +286,7 @@ async fn ssh_sudo_su_and_account_changes_are_reported_with_details() {
 
     // ssh with a key.
     let keydir = tempfile::tempdir().unwrap();
-    let key: PathBuf = keydir.path().join("id");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", ""])
-        .arg("-f")
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    let key = new_key(keydir.path());
     let home = PathBuf::from(format!("/home/{}", alice.name));
     std::fs::create_dir_all(home.join(".ssh")).unwrap();
     std::fs::copy(key.with_extension("pub"), home.join(".ssh/authorized_keys")).unwrap();
@@ -611,14 +617,7 @@ async fn a_root_login_over_ssh_is_a_warning() {
     let mut s = subscribe(&d).await;
     // root's key in a file of this test's own, not root's ~/.ssh.
     let keydir = tempfile::tempdir().unwrap();
-    let key: PathBuf = keydir.path().join("id");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", ""])
-        .arg("-f")
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    let key = new_key(keydir.path());
     let sshd = Sshd::start_with(&format!(
         "PermitRootLogin prohibit-password\nStrictModes no\nAuthorizedKeysFile {}\n",
         key.with_extension("pub").display()
