@@ -363,12 +363,11 @@ async fn a_tree_flooded_with_files_keeps_the_baseline_bounded() {
         .unwrap();
     let mut d = d;
     assert_eq!(d.stop(), Some(0));
-    let saved = std::fs::read_to_string(state.join("collectord/file-baseline.jsonl")).unwrap();
-    assert!(
-        saved.lines().count() <= 2_000,
-        "the saved baseline has {} entries",
-        saved.lines().count()
-    );
+    let saved: i64 = rusqlite::Connection::open(state.join("collectord/file-baseline.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert!(saved <= 2_000, "the saved baseline has {saved} entries");
     assert!(rss_kib < 64 * 1024, "collectord grew to {rss_kib} KiB");
 }
 

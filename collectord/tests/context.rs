@@ -302,7 +302,9 @@ async fn the_login_user_is_kept_under_root() {
     assert!(Command::new("/bin/sh")
         .args([
             "-c",
-            &format!("echo 65534 > /proc/self/loginuid && exec /bin/true {t}")
+            // A program that lives a moment: context is read from /proc while it runs (one that
+            // exits at once is reported as such, which is another test's matter).
+            &format!("echo 65534 > /proc/self/loginuid && exec /bin/sh -c 'sleep 0.2' {t}")
         ])
         .status()
         .unwrap()

@@ -331,3 +331,60 @@ async fn the_agents_own_state_is_never_reported() {
     })
     .await;
 }
+
+/// An upgrade from a version that saved the baseline as JSON lines: the new collectord takes it
+/// over (a change made across the upgrade is still reported as made while it was down) and
+/// removes the old file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_saved_by_an_earlier_version_is_taken_over() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_root("old_baseline") {
+        return;
+    }
+    let t = tree();
+    let state = t.root.parent().unwrap().join("state").join("collectord");
+    std::fs::create_dir_all(&state).unwrap();
+    // What the old version wrote: the tree as it is, except b.txt, whose size and hash were
+    // others (changed while down), and existing/c.txt, which it never saw (made while down).
+    let line = |p: &Path, size: Option<u64>, hash: Option<&str>| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let mut v = serde_json::json!({
+            "p": p.to_str().unwrap(), "s": size.unwrap_or(m.size()), "m": m.mode(), "u": m.uid(),
+            "g": m.gid(), "t": m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            "c": m.ctime() * 1_000_000_000 + m.ctime_nsec(), "i": m.ino(),
+        });
+        if let Some(h) = hash {
+            v["h"] = h.into();
+        }
+        v.to_string() + "\n"
+    };
+    let old_hash = "ab".repeat(32);
+    let old = state.join("file-baseline.jsonl");
+    std::fs::write(
+        &old,
+        line(&t.root, None, None)
+            + &line(&t.root.join("existing"), None, None)
+            + &line(&t.root.join("b.txt"), Some(1), Some(&old_hash)),
+    )
+    .unwrap();
+
+    let d = Daemon::start(Path::new(BIN), &t.config);
+    let mut s = subscribe(&d).await;
+    let (f, _, _) = expect(&mut s, "b.txt changed while down", |f| {
+        f.while_agent_down && is(f, FileAction::Modified, &t.root.join("b.txt"))
+    })
+    .await;
+    assert_eq!(f.sha256_before, old_hash);
+    assert_eq!(f.sha256_after, sha256sum(&t.root.join("b.txt")));
+    expect(&mut s, "c.txt made while down", |f| {
+        f.while_agent_down
+            && is(
+                f,
+                FileAction::Created,
+                &t.root.join("existing").join("c.txt"),
+            )
+    })
+    .await;
+    assert!(!old.exists(), "the old baseline is removed once taken over");
+    assert!(state.join("file-baseline.db").exists());
+}

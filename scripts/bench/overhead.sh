@@ -13,6 +13,12 @@
 #           (deadline-paced; each is an exec and an exit event)
 #   write   load-gen creating and writing WRITE_RATE files a second in the watched scratch tree
 #           (each a created event with a SHA-256)
+#   auditd  the peer on the exec phase's load: Debian's auditd (`auditd -n`, its packaged
+#           auditd.conf) with one rule, `-a always,exit -F arch=b64 -S execve`, and no sec-tracker
+#           daemon running; its CPU is auditd's plus the kernel's kauditd thread's, which formats
+#           every record (the figure laurel's performance data quotes is auditd's alone). Skipped,
+#           with a row saying so, when auditd is not installed (apt-get install auditd). The audit
+#           rules and enabled flag found before are put back after.
 # Per daemon: CPU in % of one core ((utime + stime) from /proc/<pid>/stat over the phase / wall
 # time), RSS at the end of the phase (VmRSS) and its peak (VmHWM). Also the load's achieved rate,
 # the events the server received during the phase and shipperd's queue depth at the end (a
@@ -21,7 +27,7 @@
 #
 # Usage: sudo scripts/bench/overhead.sh
 # Env:   RUNS=5 SECONDS_PER_PHASE=60 SETTLE=5 EXEC_RATE=1000 WRITE_RATE=1000 KEEP=1 (keep the logs)
-# Needs: root (the process connector), jq.
+# Needs: root (the process connector), jq; auditd for the peer phase.
 set -euo pipefail
 RUNS=${RUNS:-5}
 SECS=${SECONDS_PER_PHASE:-60}
@@ -81,6 +87,59 @@ phase() {
   stop_jobs
 }
 
+# The peer phase: auditd with an execve rule on the same exec load.
+# phase_auditd <dir>: prints "cpu_auditd cpu_kauditd rss_auditd hwm_auditd rate records"
+phase_auditd() {
+  D=$1; WAIT_LOG_DIR=$1
+  mkdir -p "$D"
+  WATCHED_PIDS=()
+  local log=/var/log/audit/audit.log
+  mkdir -p /var/log/audit
+  /sbin/auditd -n > "$D/auditd.log" 2>&1 &
+  local apid=$!; WATCHED_PIDS+=("$apid")
+  auditd_registered() { [ "$(/sbin/auditctl -s | awk '$1 == "pid" {print $2}')" = "$apid" ]; }
+  wait_for "auditd to register" 30 auditd_registered
+  /sbin/auditctl -D > /dev/null
+  /sbin/auditctl -a always,exit -F arch=b64 -S execve -k sec-tracker-bench > /dev/null
+  sleep "$SETTLE"
+  local kpid lines0 lines1 a0 k0 a1 k1 t0 t1
+  kpid=$(pgrep -x kauditd | head -n 1)
+  lines0=$(grep -c 'key="sec-tracker-bench"' "$log" || true)
+  a0=$(cpu_ticks "$apid"); k0=$(cpu_ticks "$kpid"); t0=$EPOCHREALTIME
+  "$BIN/load-gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log"
+  t1=$EPOCHREALTIME; a1=$(cpu_ticks "$apid"); k1=$(cpu_ticks "$kpid")
+  sleep 1.1
+  lines1=$(grep -c 'key="sec-tracker-bench"' "$log" || true)
+  local rate; rate=$(grep -o '([0-9]*/s)' "$D/load.log" | tr -dc 0-9)
+  awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+    'BEGIN {printf "%.1f %.1f ", 100 * a / hz / (t1 - t0), 100 * k / hz / (t1 - t0)}'
+  echo "$(status_mib "$apid" VmRSS) $(status_mib "$apid" VmHWM) ${rate:--} $((lines1 - lines0))"
+  /sbin/auditctl -D > /dev/null
+  kill "$apid"; wait "$apid" 2>/dev/null || true
+  WATCHED_PIDS=()
+}
+AUDITD=0
+if [ -x /sbin/auditd ] && [ -x /sbin/auditctl ]; then
+  if pgrep -x auditd > /dev/null; then
+    echo "auditd is already running: the peer phase is skipped (stop it to measure it here)" >&2
+  else
+    AUDITD=1
+    # What to put back: the rules and the enabled flag as found (auditctl -l prints rules in the
+    # form auditctl -a takes).
+    /sbin/auditctl -l > "$WORK/audit.rules" 2>/dev/null || true
+    AUDIT_ENABLED=$(/sbin/auditctl -s | awk '$1 == "enabled" {print $2}')
+    restore_audit() {
+      /sbin/auditctl -D > /dev/null 2>&1 || true
+      grep -v '^No rules' "$WORK/audit.rules" | while read -r rule; do
+        # shellcheck disable=SC2086 # a rule is several arguments
+        /sbin/auditctl $rule > /dev/null 2>&1 || true
+      done
+      /sbin/auditctl -e "${AUDIT_ENABLED:-0}" > /dev/null 2>&1 || true
+    }
+    trap 'stop_jobs; restore_audit; bench_cleanup' EXIT
+  fi
+fi
+
 PHASES=(idle exec write)
 printf "%-4s %-6s %-8s | %-6s %-9s %-9s | %-6s %-9s %-9s | %-9s %s\n" run phase load/s "coll %" "RSS MiB" "peak MiB" \
   "ship %" "RSS MiB" "peak MiB" delivered "queue at end"
@@ -92,6 +151,13 @@ for run in $(seq 1 "$RUNS"); do
       "$sc" "$sr" "$sh" "$n" "$depth"
     echo "$ph $cc $cr $ch $sc $sr $sh $rate $n" >> "$WORK/results"
   done
+  if [ "$AUDITD" = 1 ]; then
+    phase_auditd "$WORK/run$run-auditd" > "$WORK/row"
+    read -r ac kc ar ah rate records < "$WORK/row"
+    printf "%-4s %-6s %-8s | auditd %s%% + kauditd %s%%, auditd RSS %s / %s MiB, %s execve records\n" \
+      "$run" auditd "$rate" "$ac" "$kc" "$ar" "$ah" "$records"
+    echo "auditd $ac $kc $ar $ah $rate $records" >> "$WORK/results"
+  fi
 done
 
 col() { awk -v p="$1" -v c="$2" '$1 == p && $c != "-" {print $c}' "$WORK/results" | median; }
@@ -115,4 +181,13 @@ echo
     echo "RESULT|overhead, $what: collectord|$(col "$ph" 2)% CPU, $(col "$ph" 3) / $(col "$ph" 4) MiB|-|$note"
     echo "RESULT|overhead, $what: shipperd|$(col "$ph" 5)% CPU, $(col "$ph" 6) / $(col "$ph" 7) MiB|-|$note; $(col "$ph" 9) events delivered"
   done
+  both=$(awk '$1 == "exec" {print $2 + $5}' "$WORK/results" | median)
+  if [ "$AUDITD" = 1 ]; then
+    peer="auditd + execve rule: $(col auditd 2)% (auditd) + $(col auditd 3)% (kauditd) CPU, $(col auditd 4) MiB"
+    peer_note="auditd alone on the same load (achieved $(col auditd 6)/s, $(col auditd 7) execve records); median of $RUNS"
+  else
+    peer="auditd: not measured (not installed, or already running)"; peer_note="-"
+  fi
+  echo "RESULT|overhead, $EXEC_RATE exec/s: collectord + shipperd (shipping over TLS)|$(col exec 2)% + $(col exec 5)% = ${both}% CPU|$peer|$peer_note"
+
 } | tee "${RESULTS_DIR:-$WORK}/overhead.result"

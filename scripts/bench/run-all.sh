@@ -3,19 +3,22 @@
 #   exec-storm.sh    process capture and command lines vs forkstat, forkstat -r, bpftrace, /proc polling
 #   file-monitor.sh  file event coverage and latency vs inotifywait; /usr/bin baseline time
 #   shipping.sh      shipperd throughput, latency, bytes per event, memory and CPU
-#   overhead.sh      collectord and shipperd CPU and memory: idle, 1,000 exec/s, 1,000 writes/s
+#   overhead.sh      collectord and shipperd CPU and memory: idle, 1,000 exec/s, 1,000 writes/s;
+#                    auditd with an execve rule on the same exec load (the peer)
 #   ring.sh          collectord RSS with its ring empty and full (32 MiB of events, no reader)
+#   many-files.sh    collectord RSS and start time with 200,000 files watched vs inotifywait -m -r
 # Each script prints its medians as `RESULT|benchmark|sec-tracker|peer|note` lines; this collects
 # them into `| benchmark | sec-tracker | peer | note |`, printed and written to OUT. A script that
 # fails gets a FAILED row (its log is kept) and the suite goes on; the exit status is then 1.
 #
-# Usage: sudo scripts/bench/run-all.sh [exec-storm file-monitor shipping overhead ring]   (a subset)
+# Usage: sudo scripts/bench/run-all.sh [exec-storm file-monitor shipping overhead ring many-files]
+#        (a subset)
 # Env:   QUICK=1   smoke run: tiny counts, 1 run, 5 s phases (minutes, not hours; figures meaningless)
 #        OUT=target/bench-results.md   LOG_DIR=target/bench-logs
 #        and each script's own variables (RUNS, COUNT, FILES, SECONDS_PER_RUN, SECONDS_PER_PHASE, …),
 #        which QUICK=1 only sets when they are not set already.
-# Needs: root; forkstat, jq, inotify-tools, python3; bpftrace optional
-#        (apt-get install forkstat jq inotify-tools python3 bpftrace).
+# Needs: root; forkstat, jq, inotify-tools, python3; bpftrace and auditd optional
+#        (apt-get install forkstat jq inotify-tools python3 bpftrace auditd).
 # Full length (defaults) on 2 cores, measured: under 1 min exec-storm, under 1 min file-monitor,
 # 9 min shipping (5 × 100 s + the queue test), 22 min overhead (5 × 3 × ~85 s); plus the build.
 set -euo pipefail
@@ -23,7 +26,7 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (exec-storm, file-monitor and overhead need it)"; exit 1; }
 OUT=${OUT:-$PWD/target/bench-results.md}
 LOG_DIR=${LOG_DIR:-$PWD/target/bench-logs}
-ALL=(exec-storm file-monitor shipping overhead ring)
+ALL=(exec-storm file-monitor shipping overhead ring many-files)
 SELECTED=("$@")
 [ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ALL[@]}")
 for s in "${SELECTED[@]}"; do
@@ -35,6 +38,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   export COUNT=${COUNT:-300} FILES=${FILES:-300}
   export SECONDS_PER_RUN=${SECONDS_PER_RUN:-8} WARMUP=${WARMUP:-2} LATENCY_SECONDS=${LATENCY_SECONDS:-6}
   export SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-5} SETTLE=${SETTLE:-1}
+  export MANY_FILES=${MANY_FILES:-2000}
 fi
 mkdir -p "$LOG_DIR" "$(dirname "$OUT")"
 export RESULTS_DIR

@@ -1,17 +1,17 @@
 //! The baseline: what every watched file looked like (size, mode, owner, mtime, hash), kept in
-//! collectord's state directory so that a change made while the agent was down is reported at
-//! its next start.
+//! collectord's state directory (see [`super::store`]) so that a change made while the agent was
+//! down is reported at its next start.
 //!
 //! A restart re-hashes only files whose metadata (size, mtime, ctime, inode) changed — ctime
 //! cannot be set from user space, so content changes are not missed — which keeps a restart over
-//! `/usr/bin` cheap. The file is JSON lines, replaced atomically.
+//! `/usr/bin` cheap.
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::hash::{from_hex, hex, sha256_file, Hashed, Sha256Digest};
+use super::hash::{from_hex, sha256_file, Hashed, Sha256Digest};
+pub(super) use super::store::Baseline;
 use super::tree::{self, Meta, Trees};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -125,14 +125,15 @@ impl FileState {
     }
 }
 
-pub(super) type Baseline = BTreeMap<Vec<u8>, FileState>;
-
 /// Whether `path` is excluded (equal to or below an excluded path).
 pub(super) fn excluded(path: &[u8], excludes: &[Vec<u8>]) -> bool {
     excludes
         .iter()
         .any(|e| path == e.as_slice() || (path.starts_with(e) && path.get(e.len()) == Some(&b'/')))
 }
+
+/// Told of each entry a scan visits: its path, what the baseline kept, what is there now.
+pub(super) type Visit<'a> = dyn FnMut(&[u8], Option<FileState>, &FileState) + 'a;
 
 /// What a scan found besides the baseline.
 #[derive(Debug, Default)]
@@ -155,33 +156,50 @@ pub(super) struct ScanLimits<'a> {
 }
 
 /// Walks the directories `from` (every root, or a directory that just appeared) through
-/// [`Trees`] (no link followed, no other filesystem entered), reusing hashes from `previous`
-/// where metadata is unchanged, keeping at most `max_files` entries.
+/// [`Trees`] (no link followed, no other filesystem entered), comparing each entry with what
+/// `store` kept (its hash reused where the metadata is unchanged) and storing what is there now;
+/// `visit(path, before, now)` is told of each. Keeps at most `max_files` entries. Returns what
+/// the walk found, and the entries at or below `from` that it did not visit (gone), removed
+/// from the store.
 pub(super) fn scan(
     trees: &Trees,
     from: &[Vec<u8>],
-    previous: &Baseline,
+    store: &mut Baseline,
     lim: &ScanLimits<'_>,
-) -> (Baseline, ScanReport) {
+    visit: &mut Visit<'_>,
+) -> (ScanReport, Vec<(Vec<u8>, FileState)>) {
     let (excludes, limit, max_files, progress) =
         (lim.excludes, lim.hash_limit, lim.max_files, lim.progress);
-    let mut out = Baseline::new();
     let mut report = ScanReport::default();
-    for root in from.iter().cloned() {
-        let mut stack = vec![root];
+    let mut entries_seen = 0usize;
+    store.begin_scan();
+    // Directories are always kept (the bound is on files, as before the store).
+    let mut one =
+        |store: &mut Baseline, path: &[u8], report: &mut ScanReport, dir: &[u8], bounded: bool| {
+            let before = store.get(path);
+            if bounded && before.is_none() && store.len() >= max_files {
+                report.capped_at.get_or_insert_with(|| dir.to_vec());
+                return;
+            }
+            if let Some(now) = restat(trees, path, before.as_ref(), limit) {
+                store.insert(path, &now);
+                visit(path, before, &now);
+            }
+        };
+    for root in from {
+        let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
             if excluded(&dir, excludes) {
                 continue;
             }
-            if let Some(s) = restat(trees, &dir, previous.get(&dir), limit) {
-                out.insert(dir.clone(), s);
-            }
+            one(store, &dir, &mut report, &dir, false);
             report.dirs += 1;
             let Ok(entries) = trees.open_dir(&dir).and_then(tree::list) else {
                 continue;
             };
             for entry in entries {
-                if out.len() % 256 == 0 {
+                entries_seen += 1;
+                if entries_seen % 256 == 0 {
                     progress();
                 }
                 let mut path = dir.clone();
@@ -196,26 +214,24 @@ pub(super) fn scan(
                     stack.push(path);
                     continue;
                 }
-                if out.len() >= max_files {
-                    report.capped_at.get_or_insert(dir.clone());
-                    continue;
-                }
-                if let Some(s) = restat(trees, &path, previous.get(&path), limit) {
-                    out.insert(path, s);
-                }
+                one(store, &path, &mut report, &dir, true);
             }
         }
     }
-    (out, report)
+    let mut gone = Vec::new();
+    for root in from {
+        gone.extend(store.take_unseen(root));
+    }
+    (report, gone)
 }
 
-/// One line of the saved baseline. A path that is UTF-8 is stored as text under `p`, any other as
-/// hex under `px`; the short keys keep a baseline of 100k files small.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// One line of the baseline as versions before the store kept it (`file-baseline.jsonl`): a
+/// path that is UTF-8 as text under `p`, any other as hex under `px`.
+#[derive(serde::Deserialize)]
 struct Line {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     p: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     px: Option<String>,
     s: u64,
     m: u32,
@@ -224,36 +240,13 @@ struct Line {
     t: i64,
     c: i64,
     i: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     h: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     k: bool,
 }
 
 impl Line {
-    fn new(path: &[u8], s: &FileState) -> Line {
-        let (p, px) = match std::str::from_utf8(path) {
-            Ok(text) => (Some(text.to_owned()), None),
-            Err(_) => (
-                None,
-                Some(path.iter().map(|b| format!("{b:02x}")).collect()),
-            ),
-        };
-        Line {
-            p,
-            px,
-            s: s.size,
-            m: s.mode,
-            u: s.uid,
-            g: s.gid,
-            t: s.mtime_ns,
-            c: s.ctime_ns,
-            i: s.ino,
-            h: s.sha256.as_ref().map(hex),
-            k: s.hash_skipped,
-        }
-    }
-
     fn into_entry(self) -> Option<(Vec<u8>, FileState)> {
         let path = match (self.p, self.px) {
             (Some(p), _) => p.into_bytes(),
@@ -284,22 +277,12 @@ impl Line {
     }
 }
 
-/// One JSON object per line, written atomically (see [`sec_tracker_proto::fsutil`]).
-pub(super) fn save(path: &Path, baseline: &Baseline) -> std::io::Result<()> {
-    sec_tracker_proto::fsutil::write_atomic(path, |w| {
-        for (p, s) in baseline {
-            serde_json::to_writer(&mut *w, &Line::new(p, s))?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })
-}
-
-/// Loads a saved baseline. Unreadable lines are skipped and counted: a damaged baseline costs
-/// some "changed while down" accuracy, never the monitor.
-pub(super) fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
+/// Moves a baseline saved as JSON lines by an earlier version into `store`, marked complete (a
+/// change made while the agent was down across the upgrade is still reported). Unreadable lines
+/// are skipped and counted: a damaged baseline costs some "changed while down" accuracy, never
+/// the monitor.
+pub(super) fn import_jsonl(path: &Path, store: &mut Baseline) -> std::io::Result<usize> {
     let f = std::fs::File::open(path)?;
-    let mut out = Baseline::new();
     let mut bad = 0;
     for line in std::io::BufReader::new(f).lines() {
         let entry = line
@@ -307,21 +290,30 @@ pub(super) fn load(path: &Path) -> std::io::Result<(Baseline, usize)> {
             .and_then(|l| serde_json::from_str::<Line>(&l).ok())
             .and_then(Line::into_entry);
         match entry {
-            Some((p, s)) => {
-                out.insert(p, s);
-            }
+            Some((p, s)) => store.insert(&p, &s),
             None => bad += 1,
         }
     }
-    Ok((out, bad))
+    store.mark_complete();
+    store.commit();
+    Ok(bad)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits(max_files: usize) -> ScanLimits<'static> {
+        ScanLimits {
+            excludes: &[],
+            hash_limit: 1024,
+            max_files,
+            progress: &|| {},
+        }
+    }
+
     #[test]
-    fn save_and_load_round_trip_including_odd_names() {
+    fn a_scan_keeps_every_entry_and_a_rescan_finds_what_changed_and_went() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("tree");
         std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -330,32 +322,70 @@ mod tests {
         std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), b"y").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         let (trees, _) = Trees::open(std::slice::from_ref(&root));
-        let lim = ScanLimits {
-            excludes: &[],
-            hash_limit: 1024,
-            max_files: usize::MAX,
-            progress: &|| {},
-        };
         let from = [root.as_os_str().as_bytes().to_vec()];
-        let (b, report) = scan(&trees, &from, &Baseline::new(), &lim);
-        assert_eq!(report.dirs, 2);
-        assert!(report.capped_at.is_none());
-        assert_eq!(
-            b.len(),
-            6,
-            "{:?}",
-            b.keys()
-                .map(|k| String::from_utf8_lossy(k))
-                .collect::<Vec<_>>()
+        let mut store = Baseline::in_memory();
+        let mut visited = 0;
+        let (report, gone) = scan(
+            &trees,
+            &from,
+            &mut store,
+            &limits(usize::MAX),
+            &mut |_, before, _| {
+                assert!(before.is_none());
+                visited += 1;
+            },
         );
-        let link = &b[root.join("link").as_os_str().as_bytes()];
+        assert_eq!(report.dirs, 2);
+        assert!(report.capped_at.is_none() && gone.is_empty());
+        assert_eq!((visited, store.len()), (6, 6), "{:?}", store.entries());
+        let link = store.get(root.join("link").as_os_str().as_bytes()).unwrap();
         assert_eq!(link.kind(), "symlink");
         assert!(link.sha256.is_none(), "symlinks are not followed");
-        let state = dir.path().join("state").join("baseline.jsonl");
-        save(&state, &b).unwrap();
-        let (loaded, bad) = load(&state).unwrap();
-        assert_eq!(bad, 0);
-        assert_eq!(loaded, b);
+
+        std::fs::write(root.join("a"), b"changed").unwrap();
+        std::fs::remove_file(root.join("sub").join("new\nline")).unwrap();
+        let mut changed = Vec::new();
+        let (_, gone) = scan(
+            &trees,
+            &from,
+            &mut store,
+            &limits(usize::MAX),
+            &mut |p, before, now| {
+                if before.is_some_and(|b| b.sha256 != now.sha256) {
+                    changed.push(p.to_vec());
+                }
+            },
+        );
+        assert_eq!(
+            changed,
+            vec![root.join("a").as_os_str().as_bytes().to_vec()]
+        );
+        let gone: Vec<Vec<u8>> = gone.into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            gone,
+            vec![root.join("sub/new\nline").as_os_str().as_bytes().to_vec()]
+        );
+        assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn a_baseline_saved_as_json_lines_is_imported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.jsonl");
+        std::fs::write(
+            &p,
+            concat!(
+                "{\"p\":\"/x\",\"s\":1,\"m\":33188,\"u\":0,\"g\":0,\"t\":1,\"c\":1,\"i\":5,",
+                "\"h\":\"0101010101010101010101010101010101010101010101010101010101010101\"}\n",
+                "{\"px\":\"2f62ff\",\"s\":2,\"m\":33188,\"u\":0,\"g\":0,\"t\":1,\"c\":1,\"i\":6,\"k\":true}\n",
+            ),
+        )
+        .unwrap();
+        let mut store = Baseline::in_memory();
+        assert_eq!(import_jsonl(&p, &mut store).unwrap(), 0);
+        assert!(store.is_complete());
+        assert_eq!(store.get(b"/x").unwrap().sha256, Some([1; 32]));
+        assert!(store.get(b"/b\xff").unwrap().hash_skipped);
     }
 
     #[test]
@@ -388,15 +418,10 @@ mod tests {
             std::fs::write(root.join("d").join(format!("f{i}")), b"x").unwrap();
         }
         let (trees, _) = Trees::open(std::slice::from_ref(&root));
-        let lim = ScanLimits {
-            excludes: &[],
-            hash_limit: 1024,
-            max_files: 20,
-            progress: &|| {},
-        };
         let from = [root.as_os_str().as_bytes().to_vec()];
-        let (b, report) = scan(&trees, &from, &Baseline::new(), &lim);
-        assert!(b.len() <= 22, "{} entries", b.len());
+        let mut b = Baseline::in_memory();
+        let (report, _) = scan(&trees, &from, &mut b, &limits(20), &mut |_, _, _| {});
+        assert_eq!(b.len(), 20);
         assert_eq!(
             report.capped_at.as_deref(),
             Some(root.join("d").as_os_str().as_bytes())
@@ -417,8 +442,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.jsonl");
         std::fs::write(&p, "{\"p\":\"/x\",\"s\":1,\"m\":33188,\"u\":0,\"g\":0,\"t\":1,\"c\":1,\"i\":5}\ngarbage\n{\"p\":\"/y\"}\n").unwrap();
-        let (b, bad) = load(&p).unwrap();
+        let mut b = Baseline::in_memory();
+        assert_eq!(import_jsonl(&p, &mut b).unwrap(), 2);
         assert_eq!(b.len(), 1);
-        assert_eq!(bad, 2);
     }
 }

@@ -1,7 +1,7 @@
 //! File monitor: create, modify (on close-write), delete, rename and attribute/owner/mode changes
 //! under `monitoring.watch_paths`, recursively, with SHA-256 of regular files before and after,
-//! and a baseline kept on disk so that changes made while the agent was down are reported when
-//! it starts.
+//! and a baseline kept on disk ([`store`], not in memory: collectord's memory does not grow with
+//! the number of files) so that changes made while the agent was down are reported when it starts.
 //!
 //! Mechanism: inotify (see [`watcher`]); the agent's own files (`agent.state_dir`,
 //! `monitoring.exclude_paths`) are never watched, so it cannot report itself in a loop.
@@ -12,6 +12,7 @@
 mod attribution;
 mod baseline;
 mod hash;
+mod store;
 mod tree;
 mod watcher;
 
@@ -27,13 +28,16 @@ use sec_tracker_proto::v1::{
 
 use super::{Monitor, MonitorContext, MonitorFuture};
 pub use attribution::{parse_named_events, Group as FanotifyGroup, NamedEvent};
-use baseline::Baseline;
 use hash::hex;
-pub use watcher::{diff, Change};
+pub use watcher::Change;
 
 pub const NAME: &str = "file_monitor";
-const SAVE_EVERY: Duration = Duration::from_secs(30);
-const BASELINE_FILE: &str = "file-baseline.jsonl";
+/// How often the baseline's changes are committed to its store (a crash loses at most these
+/// seconds' worth, which the next start reports again as made while the agent was down).
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+const BASELINE_FILE: &str = "file-baseline.db";
+/// Where versions before the store kept the baseline (imported once, then removed).
+const OLD_BASELINE_FILE: &str = "file-baseline.jsonl";
 
 /// The file monitor, with its fanotify group opened beforehand (while collectord still held
 /// CAP_SYS_ADMIN; see [`crate::privileges`]).
@@ -63,7 +67,6 @@ fn run_watcher(
 ) -> anyhow::Result<()> {
     let cfg = &ctx.config;
     let state_dir = cfg.agent.state_dir.join("collectord");
-    let baseline_path = state_dir.join(BASELINE_FILE);
     let mut excludes: Vec<Vec<u8>> = cfg
         .monitoring
         .exclude_paths
@@ -94,29 +97,12 @@ fn run_watcher(
             tracing::warn!(error = %e, "fanotify unavailable (needs CAP_SYS_ADMIN at start): file changes are not attributed to processes")
         }
     }
-    let stored = match baseline::load(&baseline_path) {
-        Ok((b, bad)) => {
-            if bad > 0 {
-                tracing::warn!(bad, path = %baseline_path.display(), "skipped damaged lines of the file baseline");
-            }
-            Some(b)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            tracing::warn!(error = %e, path = %baseline_path.display(), "cannot read the file baseline; starting a new one");
-            None
-        }
-    };
-    let current = w.start(stored.as_ref().unwrap_or(&Baseline::new()));
-    if let Some(old) = &stored {
-        for mut c in diff(old, &current) {
-            c.while_down = true;
-            c.attribution_note = "made while the agent was down".into();
-            ctx.emit(file_event(&c));
-        }
+    w.baseline = open_baseline(&state_dir);
+    for mut c in w.start() {
+        c.while_down = true;
+        c.attribution_note = "made while the agent was down".into();
+        ctx.emit(file_event(&c));
     }
-    w.baseline = current;
-    save(&w, &baseline_path);
     let detail = format!(
         "inotify on {} directories, {} files in the baseline (built in {:.1}s); attribution {}",
         w.watch_count(),
@@ -164,18 +150,40 @@ fn run_watcher(
             report(ctx, n);
         }
         if w.dirty && last_save.elapsed() >= SAVE_EVERY {
-            save(&w, &baseline_path);
+            w.commit();
             last_save = Instant::now();
         }
     }
-    save(&w, &baseline_path);
+    w.commit();
     Ok(())
 }
 
-fn save(w: &watcher::Watcher, path: &std::path::Path) {
-    if let Err(e) = baseline::save(path, &w.baseline) {
-        tracing::warn!(error = %e, path = %path.display(), "cannot save the file baseline");
+/// The baseline store in `state_dir`, with a baseline saved by an earlier version moved into it.
+fn open_baseline(state_dir: &std::path::Path) -> baseline::Baseline {
+    let path = state_dir.join(BASELINE_FILE);
+    let old = state_dir.join(OLD_BASELINE_FILE);
+    // Made as the other state files are (their writer creates the directory); a failure shows
+    // in the store's own note below.
+    let _ = std::fs::create_dir_all(state_dir);
+    let (mut store, note) = baseline::Baseline::open(&path);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
     }
+    if store.len() == 0 && old.exists() {
+        match baseline::import_jsonl(&old, &mut store) {
+            Ok(bad) => {
+                if bad > 0 {
+                    tracing::warn!(bad, path = %old.display(), "skipped damaged lines of the old file baseline");
+                }
+                tracing::info!(files = store.len(), from = %old.display(), "file baseline moved into its store");
+                let _ = std::fs::remove_file(&old);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %old.display(), "cannot read the old file baseline; starting a new one")
+            }
+        }
+    }
+    store
 }
 
 fn report(ctx: &MonitorContext, n: watcher::Notice) {

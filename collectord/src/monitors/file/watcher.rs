@@ -74,56 +74,39 @@ impl Change {
     }
 }
 
-/// What changed between two baselines (used at start, for changes made while the agent was
-/// down, and after a queue overflow). Directories only count when they appear, go, or change
-/// mode/owner: their mtime moves with every entry.
-pub fn diff(old: &Baseline, new: &Baseline) -> Vec<Change> {
-    let mut out = Vec::new();
-    for (path, after) in new {
-        match old.get(path) {
-            None => out.push(Change::new(
-                FileAction::Created,
-                path,
-                None,
-                Some(after.clone()),
-            )),
-            Some(before) => {
-                let content_changed = !after.is_dir()
-                    && (before.mode & 0o170000 != after.mode & 0o170000
-                        || if before.sha256.is_some() && after.sha256.is_some() {
-                            before.sha256 != after.sha256
-                        } else {
-                            !before.same_content_metadata(after)
-                        });
-                if content_changed {
-                    out.push(Change::new(
-                        FileAction::Modified,
-                        path,
-                        Some(before.clone()),
-                        Some(after.clone()),
-                    ));
-                } else if !before.same_attributes(after) {
-                    out.push(Change::new(
-                        FileAction::Attributes,
-                        path,
-                        Some(before.clone()),
-                        Some(after.clone()),
-                    ));
-                }
-            }
-        }
-    }
-    for (path, before) in old {
-        if !new.contains_key(path) {
-            out.push(Change::new(
-                FileAction::Deleted,
-                path,
-                Some(before.clone()),
-                None,
-            ));
-        }
-    }
-    out
+/// What a scan found changed in `path` since the baseline kept `before` (at start, for changes
+/// made while the agent was down, and after a queue overflow). Directories only count when they
+/// appear or change mode/owner: their mtime moves with every entry.
+pub(super) fn compare(path: &[u8], before: Option<FileState>, after: &FileState) -> Option<Change> {
+    let Some(before) = before else {
+        return Some(Change::new(
+            FileAction::Created,
+            path,
+            None,
+            Some(after.clone()),
+        ));
+    };
+    let content_changed = !after.is_dir()
+        && (before.mode & 0o170000 != after.mode & 0o170000
+            || if before.sha256.is_some() && after.sha256.is_some() {
+                before.sha256 != after.sha256
+            } else {
+                !before.same_content_metadata(after)
+            });
+    let action = if content_changed {
+        FileAction::Modified
+    } else if !before.same_attributes(after) {
+        FileAction::Attributes
+    } else {
+        return None;
+    };
+    Some(Change::new(action, path, Some(before), Some(after.clone())))
+}
+
+/// The deletions a scan found: what the baseline kept that is no longer there.
+fn deletions(gone: Vec<(Vec<u8>, FileState)>) -> impl Iterator<Item = Change> {
+    gone.into_iter()
+        .map(|(p, before)| Change::new(FileAction::Deleted, &p, Some(before), None))
 }
 
 /// Things worth telling the operator once.
@@ -218,7 +201,7 @@ impl Watcher {
             roots,
             wd_paths: HashMap::new(),
             path_wds: HashMap::new(),
-            baseline: Baseline::new(),
+            baseline: Baseline::in_memory(),
             excludes,
             hash_limit,
             max_files,
@@ -243,22 +226,39 @@ impl Watcher {
         self.progress = Box::new(f);
     }
 
-    fn limits(&self) -> ScanLimits<'_> {
-        ScanLimits {
+    /// Walks `from` against the baseline, storing what is there now; `visit` is told of each
+    /// entry. Notes once when the baseline bound cut it short. Returns the entries that went.
+    fn scan(
+        &mut self,
+        from: &[Vec<u8>],
+        visit: &mut baseline::Visit<'_>,
+    ) -> Vec<(Vec<u8>, FileState)> {
+        let limits = ScanLimits {
             excludes: &self.excludes,
             hash_limit: self.hash_limit,
             max_files: self.max_files,
             progress: &*self.progress,
-        }
-    }
-
-    /// Walks `from` against `previous`; notes once when the baseline bound cut it short.
-    fn scan(&mut self, from: &[Vec<u8>], previous: &Baseline) -> Baseline {
-        let (found, report) = baseline::scan(&self.trees, from, previous, &self.limits());
+        };
+        let (report, gone) = baseline::scan(&self.trees, from, &mut self.baseline, &limits, visit);
         if let Some(at) = report.capped_at {
             self.baseline_full(at);
         }
-        found
+        gone
+    }
+
+    /// Walks `from` against the baseline; returns what changed (nothing when `report` is false:
+    /// a first start has nothing to compare with).
+    fn rescan(&mut self, from: &[Vec<u8>], report: bool) -> Vec<Change> {
+        let mut out = Vec::new();
+        let gone = self.scan(from, &mut |p, before, now| {
+            if report {
+                out.extend(compare(p, before, now));
+            }
+        });
+        if report {
+            out.extend(deletions(gone));
+        }
+        out
     }
 
     fn baseline_full(&mut self, at: Vec<u8>) {
@@ -277,7 +277,7 @@ impl Watcher {
             self.baseline_full(path.to_vec());
             return;
         }
-        self.baseline.insert(path.to_vec(), s);
+        self.baseline.insert(path, &s);
     }
 
     /// Turns on attribution of modifications (call before [`Watcher::start`]).
@@ -311,13 +311,24 @@ impl Watcher {
         self.wd_paths.len()
     }
 
-    /// Watches every root and scans it; returns the baseline of what is there now.
-    pub(super) fn start(&mut self, previous: &Baseline) -> Baseline {
+    /// Watches every root and scans it against the baseline; returns what changed since a
+    /// complete baseline was stored (nothing on a first start), and stores what is there now.
+    pub(super) fn start(&mut self) -> Vec<Change> {
         for root in self.roots.clone() {
             self.watch_tree(&root);
         }
         let roots = self.roots.clone();
-        self.scan(&roots, previous)
+        let report = self.baseline.is_complete();
+        let changes = self.rescan(&roots, report);
+        self.baseline.mark_complete();
+        self.baseline.commit();
+        changes
+    }
+
+    /// Makes the baseline's changes durable (call every few seconds and at the end).
+    pub(super) fn commit(&mut self) {
+        self.baseline.commit();
+        self.dirty = false;
     }
 
     /// Watches the directory open at `fd` (named `dir`) and marks it for attribution.
@@ -417,31 +428,20 @@ impl Watcher {
             self.path_wds.insert(n.clone(), wd.clone());
             self.wd_paths.insert(wd, n);
         }
-        let keys: Vec<Vec<u8>> = self
-            .baseline
-            .range(old.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(old))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            if let Some(n) = rewrite(&k) {
-                if let Some(s) = self.baseline.remove(&k) {
-                    self.baseline.insert(n, s);
-                }
-            }
-        }
+        self.baseline.rename_below(old, new);
     }
 
     /// Everything below a newly appeared directory: watched, and its files reported as created.
     fn adopt_tree(&mut self, dir: &[u8], out: &mut Vec<Change>) {
         self.watch_tree(dir);
-        let found = self.scan(&[dir.to_vec()], &Baseline::new());
-        for (p, s) in found {
-            if !self.baseline.contains_key(&p) {
-                out.push(Change::new(FileAction::Created, &p, None, Some(s.clone())));
+        // What the baseline did not know is new; what it kept below a name that was just made
+        // (a tree deleted and made again between two reads) went.
+        let gone = self.scan(&[dir.to_vec()], &mut |p, before, now| {
+            if before.is_none() {
+                out.push(Change::new(FileAction::Created, p, None, Some(now.clone())));
             }
-            self.keep(&p, s);
-        }
+        });
+        out.extend(deletions(gone));
         self.dirty = true;
     }
 
@@ -596,7 +596,7 @@ impl Watcher {
             self.deferred.remove(&path);
             if is_dir {
                 self.unwatch_tree(&path);
-                self.baseline.retain(|k, _| !is_under(k, &path));
+                self.baseline.remove_below(&path);
             }
             out.push(Change::new(FileAction::Deleted, &path, before, None));
         } else if mask.contains(EventMask::MOVED_FROM) {
@@ -604,7 +604,7 @@ impl Watcher {
         } else if mask.contains(EventMask::MOVED_TO) {
             match self.pending_moves.remove(&cookie) {
                 Some((old, _)) => {
-                    let replaced = self.baseline.get(&path).cloned();
+                    let replaced = self.baseline.get(&path);
                     let moved = self.baseline.remove(&old);
                     self.pending_creates.remove(&old);
                     self.deferred.remove(&old);
@@ -641,7 +641,7 @@ impl Watcher {
                         self.adopt_tree(&path, out);
                     } else {
                         let after = self.stat(&path);
-                        let before = self.baseline.get(&path).cloned();
+                        let before = self.baseline.get(&path);
                         if let Some(s) = &after {
                             self.keep(&path, s.clone());
                         }
@@ -655,7 +655,7 @@ impl Watcher {
                 }
             }
         } else if mask.contains(EventMask::ATTRIB) {
-            let before = self.baseline.get(&path).cloned();
+            let before = self.baseline.get(&path);
             let Some(after) =
                 baseline::restat(&self.trees, &path, before.as_ref(), self.hash_limit)
             else {
@@ -693,7 +693,7 @@ impl Watcher {
         coalesced: u32,
         out: &mut Vec<Change>,
     ) {
-        let before = self.baseline.get(path).cloned();
+        let before = self.baseline.get(path);
         let after = self.stat(path);
         if let Some(s) = &after {
             if s.size >= BIG_FILE {
@@ -758,7 +758,7 @@ impl Watcher {
                     || self.path_wds.contains_key(&old)
                 {
                     self.unwatch_tree(&old);
-                    self.baseline.retain(|k, _| !is_under(k, &old));
+                    self.baseline.remove_below(&old);
                 }
                 self.dirty = true;
                 out.push(Change::new(FileAction::Deleted, &old, before, None));
@@ -786,11 +786,7 @@ impl Watcher {
             self.watch_tree(&root);
         }
         let roots = self.roots.clone();
-        let previous = std::mem::take(&mut self.baseline);
-        let now = self.scan(&roots, &previous);
-        self.baseline = previous;
-        out.extend(diff(&self.baseline, &now));
-        self.baseline = now;
+        out.extend(self.rescan(&roots, true));
         self.pending_creates.clear();
         self.dirty = true;
     }
@@ -841,7 +837,7 @@ mod tests {
         std::fs::write(root.join("f"), b"x").unwrap();
         let (mut w, _) =
             Watcher::new(std::slice::from_ref(&root), Vec::new(), 1 << 20, usize::MAX).unwrap();
-        w.baseline = w.start(&Baseline::new());
+        w.start();
         // Both happen before the watcher reads anything.
         std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o4755)).unwrap();
         std::fs::rename(root.join("f"), root.join("g")).unwrap();
@@ -873,7 +869,7 @@ mod tests {
         let root = dir.path().to_path_buf();
         let (mut w, _) =
             Watcher::new(std::slice::from_ref(&root), Vec::new(), 1 << 20, usize::MAX).unwrap();
-        w.baseline = w.start(&Baseline::new());
+        w.start();
         // Two events (create, close-write) of ~32 bytes per file: 4,000 files are ~4 reads of
         // the 64 KiB buffer, and half of the kernel's default queue of 16,384 events.
         let n = 4_000;
