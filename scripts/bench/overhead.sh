@@ -14,7 +14,8 @@
 #   write   load-gen creating and writing WRITE_RATE files a second in the watched scratch tree
 #           (each a created event with a SHA-256)
 #   auditd  the peer on the exec phase's load: Debian's auditd (`auditd -n`, its packaged
-#           auditd.conf) with one rule, `-a always,exit -F arch=b64 -S execve`, and no sec-tracker
+#           auditd.conf but for the log: in the phase's directory, rotated only past 4 GiB so
+#           that the records can be counted) with one rule, `-a always,exit -F arch=b64 -S execve`, and no sec-tracker
 #           daemon running; its CPU is auditd's plus the kernel's kauditd thread's, which formats
 #           every record (the figure laurel's performance data quotes is auditd's alone). Skipped,
 #           with a row saying so, when auditd is not installed (apt-get install auditd). The audit
@@ -88,38 +89,46 @@ phase() {
 }
 
 # The peer phase: auditd with an execve rule on the same exec load.
-# phase_auditd <dir>: prints "cpu_auditd cpu_kauditd rss_auditd hwm_auditd rate records"
+# phase_auditd <dir>: prints "cpu_auditd cpu_kauditd rss_auditd hwm_auditd rate records lost"
+# (records: the rule's SYSCALL records in the log; lost: records the kernel dropped meanwhile)
 phase_auditd() {
   D=$1; WAIT_LOG_DIR=$1
   mkdir -p "$D"
   WATCHED_PIDS=()
-  local log=/var/log/audit/audit.log
-  mkdir -p /var/log/audit
-  /sbin/auditd -n > "$D/auditd.log" 2>&1 &
+  local log=$D/audit/audit.log
+  mkdir -p "$D/audit"
+  sed -e "s|^log_file = .*|log_file = $log|; s|^max_log_file = .*|max_log_file = 4096|" \
+    /etc/audit/auditd.conf > "$D/audit/auditd.conf"
+  chmod 0640 "$D/audit/auditd.conf"
+  /sbin/auditd -n -c "$D/audit" > "$D/auditd.log" 2>&1 &
   local apid=$!; WATCHED_PIDS+=("$apid")
   auditd_registered() { [ "$(/sbin/auditctl -s | awk '$1 == "pid" {print $2}')" = "$apid" ]; }
   wait_for "auditd to register" 30 auditd_registered
   /sbin/auditctl -D > /dev/null
+  # The backlog Debian's audit.rules sets (the kernel's default of 64 loses records at this rate).
+  /sbin/auditctl -b 8192 > /dev/null
   /sbin/auditctl -a always,exit -F arch=b64 -S execve -k sec-tracker-bench > /dev/null
   sleep "$SETTLE"
   local kpid lines0 lines1 a0 k0 a1 k1 t0 t1
   kpid=$(pgrep -x kauditd | head -n 1)
   lines0=$(grep -c 'key="sec-tracker-bench"' "$log" || true)
+  local lost0; lost0=$(/sbin/auditctl -s | awk '$1 == "lost" {print $2}')
   a0=$(cpu_ticks "$apid"); k0=$(cpu_ticks "$kpid"); t0=$EPOCHREALTIME
   "$BIN/load-gen" exec "$EXEC_RATE" "$SECS" --tag "ovh$$" > /dev/null 2> "$D/load.log"
   t1=$EPOCHREALTIME; a1=$(cpu_ticks "$apid"); k1=$(cpu_ticks "$kpid")
   sleep 1.1
   lines1=$(grep -c 'key="sec-tracker-bench"' "$log" || true)
+  local lost1; lost1=$(/sbin/auditctl -s | awk '$1 == "lost" {print $2}')
   local rate; rate=$(grep -o '([0-9]*/s)' "$D/load.log" | tr -dc 0-9)
   awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN {printf "%.1f %.1f ", 100 * a / hz / (t1 - t0), 100 * k / hz / (t1 - t0)}'
-  echo "$(status_mib "$apid" VmRSS) $(status_mib "$apid" VmHWM) ${rate:--} $((lines1 - lines0))"
+  echo "$(status_mib "$apid" VmRSS) $(status_mib "$apid" VmHWM) ${rate:--} $((lines1 - lines0)) $((lost1 - lost0))"
   /sbin/auditctl -D > /dev/null
   kill "$apid"; wait "$apid" 2>/dev/null || true
   WATCHED_PIDS=()
 }
 AUDITD=0
-if [ -x /sbin/auditd ] && [ -x /sbin/auditctl ]; then
+if [ -x /sbin/auditd ] && [ -x /sbin/auditctl ] && [ -f /etc/audit/auditd.conf ]; then
   if pgrep -x auditd > /dev/null; then
     echo "auditd is already running: the peer phase is skipped (stop it to measure it here)" >&2
   else
@@ -128,13 +137,15 @@ if [ -x /sbin/auditd ] && [ -x /sbin/auditctl ]; then
     # form auditctl -a takes).
     /sbin/auditctl -l > "$WORK/audit.rules" 2>/dev/null || true
     AUDIT_ENABLED=$(/sbin/auditctl -s | awk '$1 == "enabled" {print $2}')
+    AUDIT_BACKLOG=$(/sbin/auditctl -s | awk '$1 == "backlog_limit" {print $2}')
     restore_audit() {
       /sbin/auditctl -D > /dev/null 2>&1 || true
-      grep -v '^No rules' "$WORK/audit.rules" | while read -r rule; do
+      { grep -v '^No rules' "$WORK/audit.rules" || true; } | while read -r rule; do
         # shellcheck disable=SC2086 # a rule is several arguments
         /sbin/auditctl $rule > /dev/null 2>&1 || true
       done
       /sbin/auditctl -e "${AUDIT_ENABLED:-0}" > /dev/null 2>&1 || true
+      /sbin/auditctl -b "${AUDIT_BACKLOG:-64}" > /dev/null 2>&1 || true
     }
     trap 'stop_jobs; restore_audit; bench_cleanup' EXIT
   fi
@@ -153,10 +164,10 @@ for run in $(seq 1 "$RUNS"); do
   done
   if [ "$AUDITD" = 1 ]; then
     phase_auditd "$WORK/run$run-auditd" > "$WORK/row"
-    read -r ac kc ar ah rate records < "$WORK/row"
-    printf "%-4s %-6s %-8s | auditd %s%% + kauditd %s%%, auditd RSS %s / %s MiB, %s execve records\n" \
-      "$run" auditd "$rate" "$ac" "$kc" "$ar" "$ah" "$records"
-    echo "auditd $ac $kc $ar $ah $rate $records" >> "$WORK/results"
+    read -r ac kc ar ah rate records lost < "$WORK/row"
+    printf "%-4s %-6s %-8s | auditd %s%% + kauditd %s%%, auditd RSS %s / %s MiB, %s execve records, %s lost\n" \
+      "$run" auditd "$rate" "$ac" "$kc" "$ar" "$ah" "$records" "$lost"
+    echo "auditd $ac $kc $ar $ah $rate $records $lost" >> "$WORK/results"
   fi
 done
 
@@ -184,7 +195,7 @@ echo
   both=$(awk '$1 == "exec" {print $2 + $5}' "$WORK/results" | median)
   if [ "$AUDITD" = 1 ]; then
     peer="auditd + execve rule: $(col auditd 2)% (auditd) + $(col auditd 3)% (kauditd) CPU, $(col auditd 4) MiB"
-    peer_note="auditd alone on the same load (achieved $(col auditd 6)/s, $(col auditd 7) execve records); median of $RUNS"
+    peer_note="auditd alone on the same load (achieved $(col auditd 6)/s, $(col auditd 7) execve records logged, $(col auditd 8) lost); median of $RUNS"
   else
     peer="auditd: not measured (not installed, or already running)"; peer_note="-"
   fi
