@@ -20,7 +20,8 @@
 # Needs: root; forkstat, jq, inotify-tools, python3; bpftrace and auditd optional
 #        (apt-get install forkstat jq inotify-tools python3 bpftrace auditd).
 # Full length (defaults) on 2 cores, measured: under 1 min exec-storm, under 1 min file-monitor,
-# 9 min shipping (5 × 100 s + the queue test), 22 min overhead (5 × 3 × ~85 s); plus the build.
+# 9 min shipping (5 × 100 s + the queue test), 28 min overhead (5 × 4 × ~85 s), 5 min many-files;
+# plus the build. RUNS=3 SECONDS_PER_PHASE=30: 18 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root (exec-storm, file-monitor and overhead need it)"; exit 1; }
