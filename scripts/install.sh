@@ -137,6 +137,14 @@ for b in "${BINARIES[@]}"; do
   put_file "$BIN_DIR/$b" "$PREFIX/$b" 755 root root
   if [ "$PUT_CHANGED" = 1 ] && [ "$b" != sec-trackerctl ]; then BINARIES_CHANGED=1; fi
 done
+# The seed's name for the CLI: `sec-tracker -local -json` keeps working (sec-trackerctl takes the
+# seed's single-dash forms).
+if [ "$(readlink "$PREFIX/sec-tracker" 2>/dev/null)" = sec-trackerctl ]; then
+  kept "$PREFIX/sec-tracker"
+else
+  ln -sfn sec-trackerctl "$PREFIX/sec-tracker"
+  did "$PREFIX/sec-tracker" "→ sec-trackerctl"
+fi
 put_file "$REPO/README.md" "$DOC_DIR/README.md" 644 root root
 
 # --- user and group -------------------------------------------------------------------------

@@ -241,6 +241,9 @@ for _ in $(seq 100); do
 done
 kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
 check "collectord streams a process exec to sec-trackerctl watch" test "$seen" = 1
+eq "the seed's name: sec-tracker -version" "$($BIN/sec-tracker -version 2>&1 | cut -d' ' -f1)" "sec-trackerctl"
+check "the seed's form: sec-tracker -local -oneshot -json prints the snapshot" \
+  sh -c "$BIN/sec-tracker -local -oneshot -json -config $CONFIG | grep -q '\"hostname\":'"
 
 echo "== a user outside the group"
 if getent passwd $OUTSIDER >/dev/null; then
@@ -316,7 +319,7 @@ echo "== uninstall"
 out=$("$UNINSTALL" 2>&1); rc=$?
 printf '%s\n' "$out" | sed 's/^/   | /'
 eq "uninstall.sh exits 0" "$rc" 0
-for p in $BIN/collectord $BIN/shipperd $CTL "${UNITS[@]}" "${PROFILES[@]}" $RUN $SRUN $PIDS; do
+for p in $BIN/collectord $BIN/shipperd $CTL $BIN/sec-tracker "${UNITS[@]}" "${PROFILES[@]}" $RUN $SRUN $PIDS; do
   check "removed: $p" test ! -e "$p"
 done
 check "user sec-tracker removed" sh -c '! getent passwd sec-tracker >/dev/null'

@@ -22,7 +22,7 @@ done
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PREFIX=/usr/local/bin
-BINARIES=(collectord shipperd sec-trackerctl)
+BINARIES=(collectord shipperd sec-trackerctl sec-tracker)
 USER_NAME=sec-tracker
 RUN_DIRS=(/run/sec-tracker /run/sec-tracker-shipper /run/sec-tracker-install)
 PIDS=/run/sec-tracker-install

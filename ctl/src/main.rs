@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod render;
+mod seed;
 mod source;
 
 use std::process::ExitCode;
@@ -19,7 +20,15 @@ use cli::{Cli, Command};
 use commands::Context;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The seed's single-dash forms (`sec-tracker -local -json`) become today's subcommands.
+    let args = match seed::modern_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("sec-trackerctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     logging::init_cli();
 
     match &cli.command {

@@ -791,3 +791,46 @@ fn config_check_into_a_closed_pipe_keeps_its_verdict() {
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Operators of the agent this one replaces type its single-dash forms: each is taken as it is.
+#[test]
+fn the_seeds_single_dash_forms_work_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"agent": {"collector_socket": "/nonexistent/collector.sock"}}"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let (code, out, err) = run(&mut ctl(&[
+        "-local", "-oneshot", "-json", "-config", config,
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["hostname"].is_string() && v["cpu_info"]["cores"].as_u64() >= Some(1));
+
+    let (code, out, _) = run(&mut ctl(&["-local", "-oneshot", "-config", config]));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("== SYSTEM INFORMATION =="), "{out}");
+
+    let (code, out, _) = run(&mut ctl(&["-version"]));
+    assert_eq!(
+        (code, out.trim()),
+        (
+            Some(0),
+            format!("sec-trackerctl {}", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+    let (code, out, _) = run(&mut ctl(&["-config-check", &format!("-config={config}")]));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = run(&mut ctl(&["-help"]));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Seed equivalents"), "{out}");
+
+    // Without -local the seed ran its server mode: shipperd's job now, and it says so.
+    let (code, _, err) = run(&mut ctl(&["-json"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("shipperd"), "{err}");
+}

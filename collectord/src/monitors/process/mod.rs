@@ -102,6 +102,9 @@ impl Clock {
     }
 }
 
+/// Connector messages taken in one batch at most (a fork, exec and exit are 3).
+const MAX_BATCH: usize = 256;
+
 fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<()> {
     let clock = Clock::new();
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
@@ -125,15 +128,35 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
             }
             Recv::Data(n) => {
                 events.clear();
-                let malformed = parse_datagram(conn.data(n), &mut events);
+                let mut malformed = parse_datagram(conn.data(n), &mut events);
+                // Whatever else is queued is taken at once, and every exec in it has its command
+                // line read before any message is handled: in a burst, handling one exec (its
+                // context, lineage, rules) would otherwise delay the next one's read until its
+                // process is gone.
+                while events.len() < MAX_BATCH {
+                    match conn.try_recv()? {
+                        Recv::Data(n) => malformed += parse_datagram(conn.data(n), &mut events),
+                        Recv::Overrun => {
+                            ctx.health.lost.fetch_add(1, Ordering::Relaxed);
+                            overruns_unreported += 1;
+                        }
+                        Recv::Timeout => break,
+                    }
+                }
                 if malformed > 0 {
                     ctx.health
                         .errors
                         .fetch_add(malformed as u64, Ordering::Relaxed);
                 }
+                for ev in &events {
+                    if let ProcEvent::Exec { tgid, .. } = ev {
+                        tracker.prefetch_exec(*tgid);
+                    }
+                }
                 for ev in events.drain(..) {
                     handle(ev, &mut tracker, ctx, &clock)?;
                 }
+                tracker.end_batch();
             }
         }
         // Loss is announced at most once a second, with the count since the last notice.

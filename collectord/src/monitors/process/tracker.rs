@@ -55,6 +55,9 @@ pub(super) struct Tracker {
     last_attach: Option<(u32, u32)>,
     /// Entries not kept because the table was full.
     pub untracked: u64,
+    /// What was read of the execs of the batch being handled, before any was (see
+    /// [`Tracker::prefetch_exec`]).
+    prefetched: HashMap<u32, (ProcDir, Details)>,
 }
 
 impl Tracker {
@@ -68,6 +71,7 @@ impl Tracker {
             stdio: StdioSockets::new(),
             last_attach: None,
             untracked: 0,
+            prefetched: HashMap::new(),
         }
     }
 
@@ -152,13 +156,39 @@ impl Tracker {
     }
 
     /// Reads `/proc/<pid>` now and builds the exec event.
+    /// Reads what an exec is reported with and a process that exits at once takes with it
+    /// (command line, status, executable), for every exec of a batch of connector messages
+    /// before any is handled: the later execs of a burst are then not read after their
+    /// processes are gone. [`Tracker::exec`] takes it from there.
+    pub(super) fn prefetch_exec(&mut self, pid: u32) {
+        if self.prefetched.contains_key(&pid) {
+            return;
+        }
+        if let Some(dir) = ProcDir::open(pid) {
+            let d = self.reader.read_in(&dir);
+            self.prefetched.insert(pid, (dir, d));
+        }
+    }
+
+    /// Forgets what was read ahead for a batch (normally taken by its execs already).
+    pub(super) fn end_batch(&mut self) {
+        self.prefetched.clear();
+    }
+
     pub(super) fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
-        // Everything below is read through this one directory descriptor.
-        let dir = ProcDir::open(pid);
-        let d: Details = dir
-            .as_ref()
-            .map(|dir| self.reader.read_in(dir))
-            .unwrap_or_default();
+        // Everything below is read through this one directory descriptor, opened when the
+        // batch was read ahead or now.
+        let (dir, d) = match self.prefetched.remove(&pid) {
+            Some((dir, d)) => (Some(dir), d),
+            None => {
+                let dir = ProcDir::open(pid);
+                let d: Details = dir
+                    .as_ref()
+                    .map(|dir| self.reader.read_in(dir))
+                    .unwrap_or_default();
+                (dir, d)
+            }
+        };
         let before = self.known.get(&pid).cloned();
         let missing = d.missing();
         let (name, ppid, uid, euid, suid, gid, egid) = match &d.status {
