@@ -70,9 +70,7 @@ fn parse(args: &[OsString]) -> Option<Seed> {
         let a = a.to_str()?;
         // The seed's flag package took `-flag` and `--flag`, and `-config=FILE`; only the
         // single-dash forms are the seed's alone (`--config` and `--json` are today's too).
-        let Some(flag) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) else {
-            return None;
-        };
+        let flag = a.strip_prefix('-').filter(|f| !f.starts_with('-'))?;
         let (name, value) = match flag.split_once('=') {
             Some((n, v)) => (n, Some(OsStr::new(v).to_owned())),
             None => (flag, None),
