@@ -73,8 +73,8 @@ async fn read_until(
 const PROCESS_ONLY: &str = r#"{"agent": {"state_dir": "@STATE@"}, "monitoring": {"file_monitor": false,
     "auth_monitor": false, "network_monitor": false, "system_info": false}}"#;
 
-/// A shell starts a child in the background and exits at once; the child runs a program 300 ms
-/// later, reparented by then. Its lineage still names the shell that started it (and what
+/// A shell starts a child in the background and exits; the child runs a program 300 ms later,
+/// reparented by then. Its lineage still names the shell that started it (and what
 /// started that), with entity ids that join: the exec keeps the child's id, and its parent's id
 /// is the shell's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +88,10 @@ async fn lineage_names_a_parent_that_exited_before_its_child_ran() {
     let mut outer = Command::new("/bin/sh")
         .args([
             "-c",
-            &format!("/bin/sh -c 'sleep 0.3; exec /bin/true {t}' & exit 0"),
+            // The outer shell lives 50 ms (its own exec is read while it runs: one that exits
+            // within microseconds is reported as gone, another test's matter), then exits well
+            // before its child runs anything.
+            &format!("/bin/sh -c 'sleep 0.3; exec /bin/true {t}' & sleep 0.05; exit 0"),
         ])
         .spawn()
         .unwrap();

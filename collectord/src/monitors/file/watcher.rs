@@ -142,6 +142,9 @@ pub(super) struct Watcher {
     /// Called during long walks: the monitor's liveness.
     progress: Box<dyn Fn() + Send>,
     pending_creates: HashMap<Vec<u8>, Instant>,
+    /// Files whose creation was reported in the last [`CREATE_SETTLE`], and when: their state was
+    /// taken when the creation was read, which may be after a `chmod u+s` that followed it.
+    recently_created: HashMap<Vec<u8>, Instant>,
     pending_moves: HashMap<u32, (Vec<u8>, Instant)>,
     /// Large files hashed lately, and when.
     hashed_big: HashMap<Vec<u8>, Instant>,
@@ -208,6 +211,7 @@ impl Watcher {
             baseline_full_reported: false,
             progress: Box::new(|| {}),
             pending_creates: HashMap::new(),
+            recently_created: HashMap::new(),
             pending_moves: HashMap::new(),
             hashed_big: HashMap::new(),
             deferred: HashMap::new(),
@@ -577,6 +581,7 @@ impl Watcher {
                 if let Some(s) = &after {
                     self.keep(&path, s.clone());
                 }
+                self.recently_created.insert(path.clone(), Instant::now());
                 out.push(Change {
                     by,
                     ..Change::new(FileAction::Created, &path, None, after)
@@ -671,7 +676,12 @@ impl Watcher {
                 // A time set into the past is reported too (timestomping); one moved forward
                 // (touch) is what every write does, and is not.
                 let time_set_back = after.mtime_ns < b.mtime_ns;
-                if (!b.same_attributes(&after) || time_set_back)
+                // A set-id bit set right after the file was made may already be in the state its
+                // creation was reported with (`: > f && chmod 4755 f`, read as one batch): the
+                // change is reported all the same, its "before" then being that state.
+                let set_id_after_create =
+                    after.mode & 0o6000 != 0 && self.recently_created.remove(&path).is_some();
+                if (!b.same_attributes(&after) || time_set_back || set_id_after_create)
                     && !self.pending_creates.contains_key(&path)
                 {
                     out.push(Change::new(
@@ -743,6 +753,8 @@ impl Watcher {
         }
         self.hashed_big
             .retain(|_, at| now.duration_since(*at) < REHASH_EVERY);
+        self.recently_created
+            .retain(|_, at| now.duration_since(*at) < CREATE_SETTLE);
         let expired: Vec<u32> = self
             .pending_moves
             .iter()

@@ -130,9 +130,9 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
                 events.clear();
                 let mut malformed = parse_datagram(conn.data(n), &mut events);
                 // Whatever else is queued is taken at once, and every exec in it has its command
-                // line read before any message is handled: in a burst, handling one exec (its
-                // context, lineage, rules) would otherwise delay the next one's read until its
-                // process is gone.
+                // line read, then its context, before any message is handled: in a burst,
+                // handling one exec (lineage, rules, encoding) would otherwise delay the next
+                // one's reads until its process is gone.
                 while events.len() < MAX_BATCH {
                     match conn.try_recv()? {
                         Recv::Data(n) => malformed += parse_datagram(conn.data(n), &mut events),
@@ -151,6 +151,11 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
                 for ev in &events {
                     if let ProcEvent::Exec { tgid, .. } = ev {
                         tracker.prefetch_exec(*tgid);
+                    }
+                }
+                for ev in &events {
+                    if let ProcEvent::Exec { tgid, .. } = ev {
+                        tracker.prefetch_context(*tgid);
                     }
                 }
                 for ev in events.drain(..) {

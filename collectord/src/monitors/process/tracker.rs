@@ -25,6 +25,14 @@ use crate::users::UserNames;
 
 const MAX_TRACKED: usize = 262_144;
 
+/// What was read of an exec ahead of its handling.
+struct Prefetched {
+    dir: ProcDir,
+    details: Details,
+    /// Read in a second pass, once every exec of the batch has its command line.
+    context: Option<ProcessContext>,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Known {
     name: String,
@@ -57,7 +65,7 @@ pub(super) struct Tracker {
     pub untracked: u64,
     /// What was read of the execs of the batch being handled, before any was (see
     /// [`Tracker::prefetch_exec`]).
-    prefetched: HashMap<u32, (ProcDir, Details)>,
+    prefetched: HashMap<u32, Prefetched>,
 }
 
 impl Tracker {
@@ -165,8 +173,26 @@ impl Tracker {
             return;
         }
         if let Some(dir) = ProcDir::open(pid) {
-            let d = self.reader.read_in(&dir);
-            self.prefetched.insert(pid, (dir, d));
+            let details = self.reader.read_in(&dir);
+            self.prefetched.insert(
+                pid,
+                Prefetched {
+                    dir,
+                    details,
+                    context: None,
+                },
+            );
+        }
+    }
+
+    /// The second pass over a batch's execs: their context (start time, and so the entity id,
+    /// login, cgroup, namespaces), still before any exec of the batch is handled: a shell that
+    /// starts a child and exits at once must still be named by its id.
+    pub(super) fn prefetch_context(&mut self, pid: u32) {
+        if let Some(p) = self.prefetched.get_mut(&pid) {
+            if p.context.is_none() {
+                p.context = Some(self.context.read_context_in(&p.dir));
+            }
         }
     }
 
@@ -178,15 +204,15 @@ impl Tracker {
     pub(super) fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
         // Everything below is read through this one directory descriptor, opened when the
         // batch was read ahead or now.
-        let (dir, d) = match self.prefetched.remove(&pid) {
-            Some((dir, d)) => (Some(dir), d),
+        let (dir, d, read_context) = match self.prefetched.remove(&pid) {
+            Some(p) => (Some(p.dir), p.details, p.context),
             None => {
                 let dir = ProcDir::open(pid);
                 let d: Details = dir
                     .as_ref()
                     .map(|dir| self.reader.read_in(dir))
                     .unwrap_or_default();
-                (dir, d)
+                (dir, d, None)
             }
         };
         let before = self.known.get(&pid).cloned();
@@ -226,11 +252,11 @@ impl Tracker {
             .and_then(|b| b.node.as_ref())
             .and_then(|n| n.parent.clone())
             .or_else(|| self.processes.node(ppid));
-        let context = Arc::new(
+        let context = Arc::new(read_context.unwrap_or_else(|| {
             dir.as_ref()
                 .map(|dir| self.context.read_context_in(dir))
-                .unwrap_or_default(),
-        );
+                .unwrap_or_default()
+        }));
         let starttime = before
             .as_ref()
             .and_then(|b| b.starttime)
