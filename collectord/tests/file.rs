@@ -89,6 +89,8 @@ async fn file_changes_arrive_with_hashes() {
     }
     let t = tree();
     let d = Daemon::start(Path::new(BIN), &t.config);
+    // Changes made before the watches are in place belong to the start's scan, not the stream.
+    d.until_running().await;
     let mut s = subscribe(&d).await;
     let root = &t.root;
 
@@ -254,6 +256,7 @@ async fn changes_made_while_the_collector_was_down_are_reported_at_start() {
     let t = tree();
     let mut d = Daemon::start(Path::new(BIN), &t.config);
     // The baseline is written once the monitor runs.
+    d.until_running().await;
     let mut s = subscribe(&d).await;
     std::fs::write(t.root.join("marker"), "m").unwrap();
     expect(&mut s, "marker", |f| {
@@ -317,6 +320,7 @@ async fn the_agents_own_state_is_never_reported() {
         root.display()
     );
     let d = Daemon::start(Path::new(BIN), &config);
+    d.until_running().await;
     let mut s = subscribe(&d).await;
     let marker = root.join("after-start");
     std::fs::write(&marker, "x").unwrap();
