@@ -221,19 +221,9 @@ impl Connector {
         })
     }
 
-    /// Waits (up to the read timeout) for the next datagram.
     pub(super) fn recv(&mut self) -> io::Result<Recv> {
-        self.recv_with(0)
-    }
-
-    /// The next datagram if one is queued (`Timeout` when none is).
-    pub(super) fn try_recv(&mut self) -> io::Result<Recv> {
-        self.recv_with(libc::MSG_DONTWAIT)
-    }
-
-    fn recv_with(&mut self, flags: libc::c_int) -> io::Result<Recv> {
         let mut slice = &mut self.buf[..];
-        match self.socket.recv(&mut slice, flags) {
+        match self.socket.recv(&mut slice, 0) {
             Ok(n) => Ok(Recv::Data(n.min(self.buf.len()))),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Recv::Overrun),
             Err(e)

@@ -102,9 +102,6 @@ impl Clock {
     }
 }
 
-/// Connector messages taken in one batch at most (a fork, exec and exit are 3).
-const MAX_BATCH: usize = 256;
-
 fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<()> {
     let clock = Clock::new();
     let max_cmdline = ctx.config.monitoring.max_cmdline_bytes as usize;
@@ -128,40 +125,15 @@ fn read_connector(mut conn: Connector, ctx: &MonitorContext) -> anyhow::Result<(
             }
             Recv::Data(n) => {
                 events.clear();
-                let mut malformed = parse_datagram(conn.data(n), &mut events);
-                // Whatever else is queued is taken at once, and every exec in it has its command
-                // line read, then its context, before any message is handled: in a burst,
-                // handling one exec (lineage, rules, encoding) would otherwise delay the next
-                // one's reads until its process is gone.
-                while events.len() < MAX_BATCH {
-                    match conn.try_recv()? {
-                        Recv::Data(n) => malformed += parse_datagram(conn.data(n), &mut events),
-                        Recv::Overrun => {
-                            ctx.health.lost.fetch_add(1, Ordering::Relaxed);
-                            overruns_unreported += 1;
-                        }
-                        Recv::Timeout => break,
-                    }
-                }
+                let malformed = parse_datagram(conn.data(n), &mut events);
                 if malformed > 0 {
                     ctx.health
                         .errors
                         .fetch_add(malformed as u64, Ordering::Relaxed);
                 }
-                for ev in &events {
-                    if let ProcEvent::Exec { tgid, .. } = ev {
-                        tracker.prefetch_exec(*tgid);
-                    }
-                }
-                for ev in &events {
-                    if let ProcEvent::Exec { tgid, .. } = ev {
-                        tracker.prefetch_context(*tgid);
-                    }
-                }
                 for ev in events.drain(..) {
                     handle(ev, &mut tracker, ctx, &clock)?;
                 }
-                tracker.end_batch();
             }
         }
         // Loss is announced at most once a second, with the count since the last notice.

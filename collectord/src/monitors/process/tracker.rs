@@ -25,14 +25,6 @@ use crate::users::UserNames;
 
 const MAX_TRACKED: usize = 262_144;
 
-/// What was read of an exec ahead of its handling.
-struct Prefetched {
-    dir: ProcDir,
-    details: Details,
-    /// Read in a second pass, once every exec of the batch has its command line.
-    context: Option<ProcessContext>,
-}
-
 #[derive(Clone, Debug, Default)]
 struct Known {
     name: String,
@@ -63,9 +55,6 @@ pub(super) struct Tracker {
     last_attach: Option<(u32, u32)>,
     /// Entries not kept because the table was full.
     pub untracked: u64,
-    /// What was read of the execs of the batch being handled, before any was (see
-    /// [`Tracker::prefetch_exec`]).
-    prefetched: HashMap<u32, Prefetched>,
 }
 
 impl Tracker {
@@ -79,7 +68,6 @@ impl Tracker {
             stdio: StdioSockets::new(),
             last_attach: None,
             untracked: 0,
-            prefetched: HashMap::new(),
         }
     }
 
@@ -164,57 +152,13 @@ impl Tracker {
     }
 
     /// Reads `/proc/<pid>` now and builds the exec event.
-    /// Reads what an exec is reported with and a process that exits at once takes with it
-    /// (command line, status, executable), for every exec of a batch of connector messages
-    /// before any is handled: the later execs of a burst are then not read after their
-    /// processes are gone. [`Tracker::exec`] takes it from there.
-    pub(super) fn prefetch_exec(&mut self, pid: u32) {
-        if self.prefetched.contains_key(&pid) {
-            return;
-        }
-        if let Some(dir) = ProcDir::open(pid) {
-            let details = self.reader.read_in(&dir);
-            self.prefetched.insert(
-                pid,
-                Prefetched {
-                    dir,
-                    details,
-                    context: None,
-                },
-            );
-        }
-    }
-
-    /// The second pass over a batch's execs: their context (start time, and so the entity id,
-    /// login, cgroup, namespaces), still before any exec of the batch is handled: a shell that
-    /// starts a child and exits at once must still be named by its id.
-    pub(super) fn prefetch_context(&mut self, pid: u32) {
-        if let Some(p) = self.prefetched.get_mut(&pid) {
-            if p.context.is_none() {
-                p.context = Some(self.context.read_context_in(&p.dir));
-            }
-        }
-    }
-
-    /// Forgets what was read ahead for a batch (normally taken by its execs already).
-    pub(super) fn end_batch(&mut self) {
-        self.prefetched.clear();
-    }
-
     pub(super) fn exec(&mut self, pid: u32, ts_ns: i64) -> Event {
-        // Everything below is read through this one directory descriptor, opened when the
-        // batch was read ahead or now.
-        let (dir, d, read_context) = match self.prefetched.remove(&pid) {
-            Some(p) => (Some(p.dir), p.details, p.context),
-            None => {
-                let dir = ProcDir::open(pid);
-                let d: Details = dir
-                    .as_ref()
-                    .map(|dir| self.reader.read_in(dir))
-                    .unwrap_or_default();
-                (dir, d, None)
-            }
-        };
+        // Everything below is read through this one directory descriptor.
+        let dir = ProcDir::open(pid);
+        let d: Details = dir
+            .as_ref()
+            .map(|dir| self.reader.read_in(dir))
+            .unwrap_or_default();
         let before = self.known.get(&pid).cloned();
         let missing = d.missing();
         let (name, ppid, uid, euid, suid, gid, egid) = match &d.status {
@@ -252,11 +196,11 @@ impl Tracker {
             .and_then(|b| b.node.as_ref())
             .and_then(|n| n.parent.clone())
             .or_else(|| self.processes.node(ppid));
-        let context = Arc::new(read_context.unwrap_or_else(|| {
+        let context = Arc::new(
             dir.as_ref()
                 .map(|dir| self.context.read_context_in(dir))
-                .unwrap_or_default()
-        }));
+                .unwrap_or_default(),
+        );
         let starttime = before
             .as_ref()
             .and_then(|b| b.starttime)
