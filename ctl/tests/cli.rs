@@ -250,7 +250,16 @@ fn status_shows_a_running_collector_and_its_monitors() {
     }
     let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
     let sock = d.socket.to_str().unwrap();
-    let (code, out, err) = run(&mut ctl(&["--socket", sock, "status"]));
+    // The monitor says "starting" while it learns the processes already running.
+    let (code, out, err) = wait_for(
+        "the process monitor running",
+        Duration::from_secs(30),
+        || {
+            let (code, out, err) = run(&mut ctl(&["--socket", sock, "status"]));
+            out.contains("process_monitor  running")
+                .then_some((code, out, err))
+        },
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(&format!("collectord: running (pid {}", d.pid())),
