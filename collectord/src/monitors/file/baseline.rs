@@ -182,7 +182,7 @@ pub(super) fn scan(
                 return;
             }
             if let Some(now) = restat(trees, path, before.as_ref(), limit) {
-                store.insert(path, &now);
+                store.insert_known(path, &now, before.is_some());
                 visit(path, before, &now);
             }
         };

@@ -119,7 +119,12 @@ impl Baseline {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(|e| {
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create {}: {e}", path.display())),
+                )
+            })?;
         let conn = Connection::open(path)?;
         Self::init(conn, true)
     }
@@ -210,6 +215,17 @@ impl Baseline {
 
     /// Keeps `s` as `path`'s state, stamped with the current scan generation.
     pub(super) fn insert(&mut self, path: &[u8], s: &FileState) {
+        self.write(path, s, None);
+    }
+
+    /// [`Baseline::insert`] for a caller that has just looked `path` up: `known` says whether
+    /// it was there, which spares the statement that would find out (a restart's scan does this
+    /// for every file).
+    pub(super) fn insert_known(&mut self, path: &[u8], s: &FileState, known: bool) {
+        self.write(path, s, Some(known));
+    }
+
+    fn write(&mut self, path: &[u8], s: &FileState, known: Option<bool>) {
         let g = self.generation;
         let values = params![
             path,
@@ -224,29 +240,44 @@ impl Baseline {
             s.hash_skipped,
             g,
         ];
-        // A new path is one insertion; a known one, an ignored insertion and an update (the
-        // only way to know which, and so keep `len` without a count).
-        let r = self
-            .conn
-            .prepare_cached(
+        // One statement when the guess is right, two when it is not; either way `len` is kept
+        // without a count. Unless the caller knows, a path is guessed known: most writes
+        // (close-writes, attribute changes) are to files the baseline has.
+        let conn = &self.conn;
+        let update = || {
+            conn.prepare_cached(
+                "UPDATE files SET size = ?2, mode = ?3, uid = ?4, gid = ?5, mtime_ns = ?6,
+                 ctime_ns = ?7, ino = ?8, sha256 = ?9, hash_skipped = ?10, seen = ?11
+                 WHERE path = ?1",
+            )
+            .and_then(|mut st| st.execute(values))
+        };
+        let insert = || {
+            conn.prepare_cached(
                 "INSERT OR IGNORE INTO files
                  (path, size, mode, uid, gid, mtime_ns, ctime_ns, ino, sha256, hash_skipped, seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut st| st.execute(values))
-            .and_then(|inserted| {
-                if inserted == 1 {
-                    return Ok(true);
+        };
+        // Ok(true): the path is new to the store.
+        let r = if known.unwrap_or(true) {
+            update().and_then(|n| {
+                if n == 1 {
+                    Ok(false)
+                } else {
+                    insert().map(|_| true)
                 }
-                self.conn
-                    .prepare_cached(
-                        "UPDATE files SET size = ?2, mode = ?3, uid = ?4, gid = ?5, mtime_ns = ?6,
-                         ctime_ns = ?7, ino = ?8, sha256 = ?9, hash_skipped = ?10, seen = ?11
-                         WHERE path = ?1",
-                    )
-                    .and_then(|mut st| st.execute(values))
-                    .map(|_| false)
-            });
+            })
+        } else {
+            insert().and_then(|n| {
+                if n == 1 {
+                    Ok(true)
+                } else {
+                    update().map(|_| false)
+                }
+            })
+        };
         match r {
             Ok(true) => self.len += 1,
             Ok(false) => {}
@@ -384,7 +415,7 @@ impl Baseline {
         }
     }
 
-    /// Every entry, in path order (tests, and the import of an old baseline).
+    /// Every entry, in path order.
     #[cfg(test)]
     pub(super) fn entries(&self) -> Vec<(Vec<u8>, FileState)> {
         self.conn
