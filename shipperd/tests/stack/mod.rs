@@ -37,6 +37,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) batch_size: u64,
     /// collectord's ring in bytes (None: the default).
     pub(crate) ring_bytes: Option<u64>,
+    /// collectord's `monitoring.flood_limit` (None: the default).
+    pub(crate) flood_limit: Option<u64>,
     /// Also run the process monitor (CRITICAL for a program run from /tmp).
     pub(crate) process_monitor: bool,
     /// Start shipperd with the stack (else the test starts it).
@@ -55,6 +57,9 @@ impl Stack {
         });
         if let Some(bytes) = setup.ring_bytes {
             collector_config["agent"]["buffer_bytes"] = bytes.into();
+        }
+        if let Some(limit) = setup.flood_limit {
+            collector_config["monitoring"]["flood_limit"] = limit.into();
         }
         let collector = Daemon::start(&collectord_bin(), &collector_config.to_string());
         let server = TestServer::start(setup.cert, Mode::Accept).await.unwrap();
@@ -247,6 +252,7 @@ pub(crate) fn setup<'a>(cert: &'a TestCert, ca: &'a Path) -> Setup<'a> {
         host: "localhost",
         batch_size: 20,
         ring_bytes: None,
+        flood_limit: None,
         process_monitor: false,
         shipper_at_start: true,
     }
