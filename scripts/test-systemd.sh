@@ -182,7 +182,30 @@ in_c systemctl stop sec-tracker-shipperd sec-tracker-collectord
 check "collector.sock removed at stop" fails in_c test -e /run/sec-tracker/collector.sock
 check "shipper.sock removed at stop" fails in_c test -e /run/sec-tracker-shipper/shipper.sock
 in_c journalctl --no-pager -b -o cat -u sec-tracker-collectord -u sec-tracker-shipperd >"$WORK/journal.txt" 2>&1
-warnings=$(grep -E '(^| )(WARN|ERROR) ' "$WORK/journal.txt")
+# The daemons log natively to the journal: priorities are real, so -p warning is the check.
+warnings=$(in_c journalctl --no-pager -b -o cat -p warning -u sec-tracker-collectord -u sec-tracker-shipperd 2>&1)
 check "no warning or error from either daemon, start to stop${warnings:+: $(printf '%s' "$warnings" | head -n 3 | tr '\n' '|')}" \
   test -z "$warnings"
 check "the journal has their logs" grep -q "collectord stopped" "$WORK/journal.txt"
+infos=$(in_c journalctl --no-pager -b -o cat -p info..info -u sec-tracker-collectord 2>&1)
+check "an info line is PRIORITY=6 and carries no timestamp or level of its own" \
+  sh -c "printf '%s\n' \"\$1\" | grep -qx 'collectord stopped'" _ "$infos"
+eq "collectord's lines are tagged with its name (SYSLOG_IDENTIFIER)" \
+  "$(in_c journalctl --no-pager -b -u sec-tracker-collectord -o cat --output-fields=SYSLOG_IDENTIFIER -g "collectord stopped" -n 1 2>&1)" \
+  "collectord"
+
+# ---- a warning reaches the journal as a warning, with its fields ---------------------------------
+# The server gone, shipperd cannot deliver: `journalctl -p warning` must show why.
+in_c systemctl stop st-test-server
+in_c systemctl start sec-tracker-collectord sec-tracker-shipperd
+in_c sh -c "echo journal > /var/log/st-journal-test-$$"
+shipper_warned() { in_c journalctl --no-pager -b -o cat -p warning -u sec-tracker-shipperd | grep -q "batch not delivered"; }
+for _ in $(seq 300); do shipper_warned && break; sleep 0.1; done
+check "journalctl -p warning -u sec-tracker-shipperd shows the failed delivery" shipper_warned
+in_c journalctl --no-pager -b -o verbose -p warning -u sec-tracker-shipperd -g "batch not delivered" -n 1 >"$WORK/warning.txt" 2>&1
+sed -n 's/^ *\(PRIORITY\|SYSLOG_IDENTIFIER\|MESSAGE\|ST_[A-Z_]*\)=/   | \1=/p' "$WORK/warning.txt"
+check "the warning is PRIORITY=4" grep -q "^ *PRIORITY=4$" "$WORK/warning.txt"
+check "its fields are journal fields (ST_REASON, ST_ATTEMPTS)" \
+  sh -c "grep -q '^ *ST_REASON=.' '$WORK/warning.txt' && grep -q '^ *ST_ATTEMPTS=[0-9]' '$WORK/warning.txt'"
+check "SYSLOG_IDENTIFIER=shipperd" grep -q "^ *SYSLOG_IDENTIFIER=shipperd$" "$WORK/warning.txt"
+in_c systemctl stop sec-tracker-shipperd sec-tracker-collectord

@@ -1,7 +1,7 @@
-//! The programs' logs: to stderr (the journal under systemd), or with `--log-file` to a file
-//! (`/var/log/sec-tracker/agent.log`) for hosts without journald, rotated by size with the old
-//! files gzipped, so it can never fill the disk: at most `keep` compressed files beside the
-//! current one.
+//! The programs' logs: to stderr, natively to the journal when systemd started the daemon, or
+//! with `--log-file` to a file (`/var/log/sec-tracker/agent.log`) for hosts without journald,
+//! rotated by size with the old files gzipped, so it can never fill the disk: at most `keep`
+//! compressed files beside the current one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -85,9 +85,27 @@ impl Write for RotatingFile {
     }
 }
 
-/// Logging for the daemons: `RUST_LOG` or `LOG_LEVEL` (default `info`), to stderr (the journal
-/// under systemd) or, with `log_file`, to a rotating file.
-pub fn init_daemon(log_file: Option<&Path>) -> io::Result<()> {
+/// Logging for the daemons: `RUST_LOG` or `LOG_LEVEL` (default `info`); with `log_file`, to a
+/// rotating file; started by systemd with stderr on the journal, natively to the journal
+/// ([`journal`](super::journal): priorities and fields, no own timestamp); else to stderr.
+pub fn init_daemon(program: &str, log_file: Option<&Path>) -> io::Result<()> {
+    if log_file.is_none() && super::journal::stderr_is_journal() {
+        match super::journal::JournalLayer::connect(program) {
+            Ok(layer) => {
+                use tracing_subscriber::layer::SubscriberExt;
+                use tracing_subscriber::util::SubscriberInitExt;
+                tracing_subscriber::registry()
+                    .with(filter("info"))
+                    .with(layer)
+                    .init();
+                return Ok(());
+            }
+            // The stream still reaches the journal, without priorities.
+            Err(e) => {
+                eprintln!("{program}: cannot reach journald's socket ({e}); logging to stderr")
+            }
+        }
+    }
     init(log_file, "info")
 }
 
@@ -97,12 +115,16 @@ pub fn init_cli() {
     let _ = init(None, "warn");
 }
 
-fn init(log_file: Option<&Path>, default_level: &str) -> io::Result<()> {
-    let filter = std::env::var("RUST_LOG")
+fn filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| default_level.into());
+    tracing_subscriber::EnvFilter::new(level)
+}
+
+fn init(log_file: Option<&Path>, default_level: &str) -> io::Result<()> {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(filter(default_level))
         .with_target(false);
     match log_file {
         Some(path) => {

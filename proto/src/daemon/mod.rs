@@ -1,6 +1,7 @@
 //! What every sec-tracker program does the same way at start and stop: logging, loading the
 //! config (exit 64 when it is bad), and waiting for SIGTERM or SIGINT.
 
+pub mod journal;
 pub mod logging;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,8 @@ pub const EXIT_BAD_CONFIG: u8 = 64;
 /// The options every daemon takes (`#[command(flatten)]` them into its own).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DaemonArgs {
-    /// Log to this file instead of stderr, rotated at 10 MiB with 5 gzipped files kept
-    /// (e.g. /var/log/sec-tracker/agent.log).
+    /// Log to this file instead of stderr or the journal, rotated at 10 MiB with 5 gzipped
+    /// files kept (e.g. /var/log/sec-tracker/agent.log).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
     /// Config file (JSON); default /etc/sec-tracker/config.json when it exists.
@@ -30,7 +31,7 @@ impl DaemonArgs {
     /// The first steps of every daemon: logging, then the config. On failure it has said why
     /// on stderr, and the exit code is 1 (the log) or 64 (the config).
     pub fn start(&self, program: &str) -> Result<(Config, Option<PathBuf>), ExitCode> {
-        if let Err(e) = logging::init_daemon(self.log_file.as_deref()) {
+        if let Err(e) = logging::init_daemon(program, self.log_file.as_deref()) {
             eprintln!("{program}: cannot open the log file: {e}");
             return Err(ExitCode::FAILURE);
         }
