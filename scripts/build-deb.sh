@@ -4,9 +4,11 @@
 #
 #   scripts/build-deb.sh [--rebuild]
 #
-# Uses target/release/{collectord,shipperd,sec-trackerctl}, building them first when one is
-# missing (or always with --rebuild). Needs cargo-deb: cargo install cargo-deb --locked.
-# Prints the path of the .deb (target/debian/sec-tracker_<version>-1_<arch>.deb) on its last line.
+# Uses release/{collectord,shipperd,sec-trackerctl} in cargo's target directory (./target, or
+# CARGO_TARGET_DIR), building them first when one is missing (or always with --rebuild), and
+# generates the man pages and completions with that sec-trackerctl. Needs cargo-deb: cargo
+# install cargo-deb --locked. Prints the path of the .deb (<target>/debian/
+# sec-tracker_<version>-1_<arch>.deb) on its last line.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +17,7 @@ REBUILD=0
 case "${1:-}" in
   --rebuild) REBUILD=1 ;;
   "") ;;
-  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "build-deb.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 esac
 
@@ -32,6 +34,17 @@ if [ "$missing" = 1 ]; then
   echo "build-deb.sh: cargo build --release ..." >&2
   cargo build --release --locked -p collectord -p shipperd -p sec-trackerctl --bins >&2
 fi
+# Man pages and completions from the sec-trackerctl being packaged (the assets under
+# target/release/package-docs in ctl/Cargo.toml).
+DOCS=$TARGET_DIR/release/package-docs
+rm -rf "$DOCS"
+mkdir -p "$DOCS/completions"
+"$TARGET_DIR/release/sec-trackerctl" manpages "$DOCS/man" >/dev/null
+# gzipped as Debian wants them, without a timestamp so that a rebuild gives the same bytes.
+gzip -9n "$DOCS"/man/man*/*
+"$TARGET_DIR/release/sec-trackerctl" completions bash >"$DOCS/completions/sec-trackerctl"
+"$TARGET_DIR/release/sec-trackerctl" completions zsh >"$DOCS/completions/_sec-trackerctl"
+"$TARGET_DIR/release/sec-trackerctl" completions fish >"$DOCS/completions/sec-trackerctl.fish"
 # --no-build: the three binaries come from the workspace build above, not only ctl's.
 # cargo-deb prints the paths of the .deb and the .ddeb (debug symbols) it wrote on stdout.
 out=$(cargo deb -p sec-trackerctl --no-build)

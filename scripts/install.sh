@@ -3,15 +3,18 @@
 #
 #   scripts/install.sh [--bin-dir DIR] [--start]
 #
-#   --bin-dir DIR  take collectord, shipperd and sec-trackerctl from DIR (default: ./target/release
-#                  of this checkout, built with `cargo build --release` when one is missing)
+#   --bin-dir DIR  take collectord, shipperd and sec-trackerctl from DIR (default: release/ in
+#                  cargo's target directory for this checkout, ./target or $CARGO_TARGET_DIR,
+#                  built with `cargo build --release` when one is missing)
 #   --start        without systemd as PID 1: start the daemons in the background (collectord as
 #                  root keeping only its capability set, shipperd as user sec-tracker with none),
 #                  logging to /var/log/sec-tracker/{collectord,shipperd}.log. Under systemd the
 #                  units are enabled and started whatever this flag says.
 #
 # What it does, each step printing what it changed or "unchanged" (a second run changes nothing):
-#   * binaries into /usr/local/bin, the README into /usr/local/share/doc/sec-tracker;
+#   * binaries into /usr/local/bin (and the seed's name, sec-tracker → sec-trackerctl), the README
+#     into /usr/local/share/doc/sec-tracker, man pages into /usr/local/share/man (sec-trackerctl(1)
+#     and a page per subcommand, collectord(8), shipperd(8)), completions for bash, zsh and fish;
 #   * system group and user sec-tracker (no login shell, no home);
 #   * /etc/sec-tracker/config.json (0640 root:sec-tracker) from a default template, only when there
 #     is none: an existing config is never overwritten; /etc/sec-tracker/api-key (0600, the
@@ -34,11 +37,15 @@ while [ $# -gt 0 ]; do
     --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; shift 2 ;;
     --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
     --start) START=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+# cargo reads a relative CARGO_TARGET_DIR from the directory it runs in: make it the caller's.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  case "$CARGO_TARGET_DIR" in /*) ;; *) export CARGO_TARGET_DIR=$PWD/$CARGO_TARGET_DIR ;; esac
+fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PREFIX=/usr/local/bin
@@ -60,6 +67,10 @@ UNITS=(sec-tracker-collectord.service sec-tracker-shipperd.service)
 AA_DIR=/etc/apparmor.d
 PROFILES=(usr.local.bin.collectord usr.local.bin.shipperd usr.local.bin.sec-trackerctl)
 DOC_DIR=/usr/local/share/doc/sec-tracker
+MAN_DIR=/usr/local/share/man
+BASH_COMPLETIONS=/usr/local/share/bash-completion/completions
+ZSH_COMPLETIONS=/usr/local/share/zsh/site-functions
+FISH_COMPLETIONS=/usr/local/share/fish/vendor_completions.d
 # collectord's start set, as the unit's CapabilityBoundingSet: it keeps the first five and drops
 # chown and setpcap itself once its socket exists.
 COLLECTORD_BOUNDING=-all,+net_admin,+sys_nice,+sys_ptrace,+dac_read_search,+sys_admin,+chown,+setpcap
@@ -116,7 +127,15 @@ echo "sec-tracker install ($( [ "$START" = 1 ] && echo "--start" || echo "no --s
 
 # --- binaries -------------------------------------------------------------------------------
 if [ -z "$BIN_DIR" ]; then
-  BIN_DIR=$REPO/target/release
+  # Where cargo puts this checkout's builds: ./target unless CARGO_TARGET_DIR (or a cargo config's
+  # build.target-dir) says otherwise; cargo metadata knows all of them.
+  TARGET_DIR=""
+  if command -v cargo >/dev/null; then
+    TARGET_DIR=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+      sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || TARGET_DIR=""
+  fi
+  [ -n "$TARGET_DIR" ] || TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+  BIN_DIR=$TARGET_DIR/release
   missing=0
   for b in "${BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || missing=1; done
   if [ "$missing" = 1 ]; then
@@ -132,6 +151,7 @@ fi
 for b in "${BINARIES[@]}"; do
   [ -x "$BIN_DIR/$b" ] || { echo "install.sh: $BIN_DIR/$b is missing or not executable" >&2; exit 1; }
 done
+echo "binaries from $BIN_DIR"
 BINARIES_CHANGED=0
 for b in "${BINARIES[@]}"; do
   put_file "$BIN_DIR/$b" "$PREFIX/$b" 755 root root
@@ -146,6 +166,20 @@ else
   did "$PREFIX/sec-tracker" "→ sec-trackerctl"
 fi
 put_file "$REPO/README.md" "$DOC_DIR/README.md" 644 root root
+# Shell completions and man pages, generated from the same clap definitions as --help by the
+# sec-trackerctl being installed (run from BIN_DIR: the installed one may be confined by its
+# AppArmor profile, which has no business writing here).
+GEN=$(mktemp -d /tmp/sec-tracker-install.XXXXXX)
+for sh in bash zsh fish; do "$BIN_DIR/sec-trackerctl" completions "$sh" >"$GEN/$sh"; done
+"$BIN_DIR/sec-trackerctl" manpages "$GEN/man" >/dev/null
+put_file "$GEN/bash" "$BASH_COMPLETIONS/sec-trackerctl" 644 root root
+put_file "$GEN/zsh" "$ZSH_COMPLETIONS/_sec-trackerctl" 644 root root
+put_file "$GEN/fish" "$FISH_COMPLETIONS/sec-trackerctl.fish" 644 root root
+for page in "$GEN"/man/man*/*; do
+  section=$(basename "$(dirname "$page")")
+  put_file "$page" "$MAN_DIR/$section/$(basename "$page")" 644 root root
+done
+rm -rf "$GEN"
 
 # --- user and group -------------------------------------------------------------------------
 if getent group "$USER_NAME" >/dev/null; then

@@ -37,6 +37,11 @@ STATE=/var/lib/sec-tracker
 LOGS=/var/log/sec-tracker
 UNITS=(/etc/systemd/system/sec-tracker-collectord.service /etc/systemd/system/sec-tracker-shipperd.service)
 PROFILES=(/etc/apparmor.d/usr.local.bin.collectord /etc/apparmor.d/usr.local.bin.shipperd /etc/apparmor.d/usr.local.bin.sec-trackerctl)
+MANS=(/usr/local/share/man/man1/sec-trackerctl.1 /usr/local/share/man/man1/sec-trackerctl-watch.1
+      /usr/local/share/man/man8/collectord.8 /usr/local/share/man/man8/shipperd.8)
+COMPLETIONS=(/usr/local/share/bash-completion/completions/sec-trackerctl
+             /usr/local/share/zsh/site-functions/_sec-trackerctl
+             /usr/local/share/fish/vendor_completions.d/sec-trackerctl.fish)
 OUTSIDER=st-outsider
 
 for p in $BIN/collectord $BIN/shipperd $CTL /etc/sec-tracker "${UNITS[@]}"; do
@@ -132,7 +137,8 @@ as_user() { local u=$1; shift; (cd / && setpriv --reuid="$u" --regid="$u" --init
 snapshot() {
   local p
   for p in $BIN/collectord $BIN/shipperd $CTL /usr/local/share/doc/sec-tracker/README.md /etc/sec-tracker \
-           $CONFIG $API_KEY $STATE $STATE/collectord $STATE/shipperd $RUN $SRUN $PIDS $LOGS "${UNITS[@]}" "${PROFILES[@]}"; do
+           $CONFIG $API_KEY $STATE $STATE/collectord $STATE/shipperd $RUN $SRUN $PIDS $LOGS "${UNITS[@]}" "${PROFILES[@]}" \
+           "${MANS[@]}" "${COMPLETIONS[@]}"; do
     if [ -e "$p" ]; then
       stat -c '%n %F %a %U %G %i' "$p"
       if [ -f "$p" ]; then sha256sum "$p"; fi
@@ -146,6 +152,7 @@ snapshot() {
 
 echo "== install (no --start)"
 out=$("$INSTALL" "${INSTALL_ARGS[@]}" 2>&1); rc=$?
+printf '%s\n' "$out" >"$WORK/first-install.out"
 printf '%s\n' "$out" | sed 's/^/   | /'
 eq "install.sh exits 0" "$rc" 0
 [ "$rc" = 0 ] || exit 1
@@ -245,6 +252,27 @@ eq "the seed's name: sec-tracker -version" "$($BIN/sec-tracker -version 2>&1 | c
 check "the seed's form: sec-tracker -local -oneshot -json prints the snapshot" \
   sh -c "$BIN/sec-tracker -local -oneshot -json -config $CONFIG | grep -q '\"hostname\":'"
 
+echo "== man pages and completions"
+if command -v man >/dev/null; then
+  eq "man -w sec-trackerctl finds the installed page" "$(man -w sec-trackerctl 2>&1)" /usr/local/share/man/man1/sec-trackerctl.1
+  check "man sec-trackerctl-watch documents --json" sh -c "MANWIDTH=100 man sec-trackerctl-watch 2>/dev/null | grep -q -- '--json'"
+  check "man 8 collectord documents --socket" sh -c "MANWIDTH=100 man 8 collectord 2>/dev/null | grep -q -- '--socket'"
+  check "man 8 shipperd documents --allow-root" sh -c "MANWIDTH=100 man 8 shipperd 2>/dev/null | grep -q -- '--allow-root'"
+else
+  for m in "${MANS[@]}"; do check "installed: $m" test -s "$m"; done
+fi
+# What bash offers after `sec-trackerctl wat<TAB>` and `sec-trackerctl watch --js<TAB>`.
+complete_bash() {
+  bash -c 'source /usr/local/share/bash-completion/completions/sec-trackerctl
+    COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+    fn=$(complete -p sec-trackerctl | sed "s/.*-F \([^ ]*\).*/\1/")
+    "$fn" sec-trackerctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    printf "%s\n" "${COMPREPLY[@]}"' _ "$@"
+}
+eq "bash completes 'sec-trackerctl wat' to watch" "$(complete_bash sec-trackerctl wat)" watch
+eq "bash completes 'sec-trackerctl watch --js' to --json" "$(complete_bash sec-trackerctl watch --js)" --json
+check "zsh and fish completions installed" test -s "${COMPLETIONS[1]}" -a -s "${COMPLETIONS[2]}"
+
 echo "== a user outside the group"
 if getent passwd $OUTSIDER >/dev/null; then
   skip "user $OUTSIDER already exists; using it"
@@ -280,11 +308,24 @@ check "member: cannot remove shipperd's socket" \
 [ "$MEMBER_CREATED" = 1 ] && userdel $MEMBER 2>/dev/null
 
 echo "== a second install changes nothing"
+# Without --bin-dir it takes the binaries from cargo's target directory, which CARGO_TARGET_DIR
+# moves: a copy of the same release binaries under a relative CARGO_TARGET_DIR must be the one used.
+SECOND_ENV=()
+if [ ${#INSTALL_ARGS[@]} = 0 ]; then
+  from=$(sed -n 's/^binaries from //p' "$WORK/first-install.out")
+  mkdir -p "$WORK/alt-target/release"
+  cp -p "$from/collectord" "$from/shipperd" "$from/sec-trackerctl" "$WORK/alt-target/release/"
+  SECOND_ENV=(CARGO_TARGET_DIR=alt-target)
+fi
 snapshot >"$WORK/before"
-out=$("$INSTALL" "${INSTALL_ARGS[@]}" --start 2>&1); rc=$?
+out=$(cd "$WORK" && env "${SECOND_ENV[@]}" "$INSTALL" "${INSTALL_ARGS[@]}" --start 2>&1); rc=$?
 printf '%s\n' "$out" | sed 's/^/   | /'
 snapshot >"$WORK/after"
 eq "second install.sh --start exits 0" "$rc" 0
+if [ ${#INSTALL_ARGS[@]} = 0 ]; then
+  check "it took the binaries from \$CARGO_TARGET_DIR/release" \
+    sh -c "printf '%s\n' \"\$1\" | grep -qx 'binaries from $WORK/alt-target/release'" _ "$out"
+fi
 check "it reports 0 changed" sh -c "printf '%s\n' \"\$1\" | grep -q 'sec-tracker install: 0 changed'" _ "$out"
 if diff "$WORK/before" "$WORK/after" >"$WORK/diff"; then
   ok "installed files (content, mode, owner, inode), user, group and daemon pids are identical"
@@ -319,7 +360,8 @@ echo "== uninstall"
 out=$("$UNINSTALL" 2>&1); rc=$?
 printf '%s\n' "$out" | sed 's/^/   | /'
 eq "uninstall.sh exits 0" "$rc" 0
-for p in $BIN/collectord $BIN/shipperd $CTL $BIN/sec-tracker "${UNITS[@]}" "${PROFILES[@]}" $RUN $SRUN $PIDS; do
+for p in $BIN/collectord $BIN/shipperd $CTL $BIN/sec-tracker "${UNITS[@]}" "${PROFILES[@]}" $RUN $SRUN $PIDS \
+         "${MANS[@]}" "${COMPLETIONS[@]}"; do
   check "removed: $p" test ! -e "$p"
 done
 check "user sec-tracker removed" sh -c '! getent passwd sec-tracker >/dev/null'

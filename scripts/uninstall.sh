@@ -4,8 +4,9 @@
 #   scripts/uninstall.sh [--purge]
 #
 # Stops the daemons (systemd units, or the ones install.sh --start launched), then removes the
-# binaries, the README copy, the units, the AppArmor profiles (unloaded first where AppArmor is
-# enabled), the runtime directories /run/sec-tracker{,-shipper,-install} and the user and group sec-tracker.
+# binaries, the README copy, the man pages and completions, the units, the AppArmor profiles
+# (unloaded first where AppArmor is enabled), the runtime directories
+# /run/sec-tracker{,-shipper,-install} and the user and group sec-tracker.
 # Kept unless --purge: the config /etc/sec-tracker, the state /var/lib/sec-tracker (collectord's
 # baseline, shipperd's queue of unsent events) and the logs /var/log/sec-tracker.
 set -euo pipefail
@@ -14,7 +15,7 @@ PURGE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --purge) PURGE=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "uninstall.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +32,11 @@ UNITS=(sec-tracker-shipperd.service sec-tracker-collectord.service)
 AA_DIR=/etc/apparmor.d
 PROFILES=(usr.local.bin.collectord usr.local.bin.shipperd usr.local.bin.sec-trackerctl)
 DOC_DIR=/usr/local/share/doc/sec-tracker
+# What install.sh generated: man pages (and sec-trackerctl-<subcommand>.1 below) and completions.
+GENERATED=(/usr/local/share/man/man1/sec-trackerctl.1 /usr/local/share/man/man8/collectord.8
+           /usr/local/share/man/man8/shipperd.8 /usr/local/share/bash-completion/completions/sec-trackerctl
+           /usr/local/share/zsh/site-functions/_sec-trackerctl
+           /usr/local/share/fish/vendor_completions.d/sec-trackerctl.fish)
 
 report() { printf '%-58s %s\n' "$1" "$2"; }
 remove() {
@@ -89,6 +95,8 @@ for p in "${PROFILES[@]}"; do
 done
 for b in "${BINARIES[@]}"; do remove "$PREFIX/$b"; done
 remove "$DOC_DIR"
+for f in "${GENERATED[@]}"; do remove "$f"; done
+for f in /usr/local/share/man/man1/sec-trackerctl-*.1; do [ -e "$f" ] && remove "$f"; done
 for d in "${RUN_DIRS[@]}"; do remove "$d"; done
 
 # --- user and group -------------------------------------------------------------------------

@@ -12,8 +12,10 @@
 //! (with the stateful signals of [`severity`]); [`hub`] holds the ring, replay, floods and gaps;
 //! [`processes`] the live process table every monitor shares; [`server`] is the socket API (the
 //! socket itself and who may use it are the shared plumbing in `sec_tracker_proto::local`);
-//! [`kernel`] is the only module with `unsafe`.
+//! [`kernel`] is the only module with `unsafe`; [`cli`] is the daemon's command line (here so that
+//! `sec-trackerctl manpages` renders collectord(8) from it).
 
+pub mod cli;
 pub mod collector;
 pub mod hub;
 pub mod kernel;

@@ -10,29 +10,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use collectord::cli::Args;
 use collectord::privileges::{self, Opened};
 use collectord::rules::Rules;
 use collectord::{server, Collector};
-use sec_tracker_proto::daemon::{DaemonArgs, StopSignals};
+use sec_tracker_proto::daemon::StopSignals;
 use sec_tracker_proto::local::peer::{self, Limits, PeerPolicy};
 use sec_tracker_proto::local::{socket, LocalService};
 use sec_tracker_proto::Config;
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "collectord",
-    version,
-    about = "sec-tracker collector: watches the host and serves the event stream"
-)]
-struct Args {
-    #[command(flatten)]
-    daemon: DaemonArgs,
-    /// Socket to serve on; overrides agent.collector_socket.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-}
 
 fn main() -> ExitCode {
     // The server's API key is the shipper's alone: never kept where collectord, or anything it

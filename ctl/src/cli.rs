@@ -48,6 +48,21 @@ pub(crate) enum Command {
     Rules(RulesCommand),
     /// Print the version
     Version,
+    /// Print a shell's completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "bash: sec-trackerctl completions bash > \
+        /usr/local/share/bash-completion/completions/sec-trackerctl (install.sh and the .deb put \
+        them in place)")]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (sec-trackerctl(1) and one per subcommand, collectord(8),
+    /// shipperd(8)) into DIR/man1 and DIR/man8
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created when missing)
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
         Command::ConfigCheck => {
             return ExitCode::from(commands::config_check::run(cli.config.as_deref()))
         }
+        Command::Completions { shell } => return commands::docs::completions(*shell),
+        Command::Manpages { dir } => return commands::docs::manpages(dir),
         _ => {}
     }
     let (config, config_path) = match load_config("sec-trackerctl", cli.config.as_deref()) {
@@ -77,7 +79,10 @@ fn main() -> ExitCode {
             Command::Status(a) => commands::status::run(&ctx, a).await,
             Command::TestConnection => commands::test_connection::run(&ctx.config).await,
             Command::Rules(r) => commands::rules::run(&ctx, r),
-            Command::ConfigCheck | Command::Version => Ok(0),
+            Command::ConfigCheck
+            | Command::Version
+            | Command::Completions { .. }
+            | Command::Manpages { .. } => Ok(0),
         }
     });
     // Don't wait for the in-process monitors' blocking reads on the way out.

@@ -108,6 +108,114 @@ fn version_prints_the_version() {
     );
 }
 
+/// What bash offers for `words` (the last one being completed), with the script
+/// `sec-trackerctl completions bash` prints.
+fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"source "$0"
+               COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+               fn=$(complete -p sec-trackerctl | sed 's/.*-F \([^ ]*\).*/\1/')
+               "$fn" sec-trackerctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+               printf '%s\n' "${COMPREPLY[@]}""#,
+        )
+        .arg(script)
+        .args(words)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bash_completion_offers_the_subcommands_and_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, script, err) = run(&mut ctl(&["completions", "bash"]));
+    assert_eq!(code, Some(0), "{err}");
+    let path = dir.path().join("sec-trackerctl.bash");
+    std::fs::write(&path, script).unwrap();
+    assert_eq!(bash_completes(&path, &["sec-trackerctl", "wat"]), ["watch"]);
+    assert_eq!(
+        bash_completes(&path, &["sec-trackerctl", "watch", "--js"]),
+        ["--json"]
+    );
+    let subcommands = bash_completes(&path, &["sec-trackerctl", ""]);
+    for s in ["watch", "snapshot", "status", "config-check", "rules"] {
+        assert!(subcommands.iter().any(|c| c == s), "{s} in {subcommands:?}");
+    }
+    assert_eq!(
+        bash_completes(&path, &["sec-trackerctl", "rules", "l"]),
+        ["list"]
+    );
+    assert_eq!(
+        bash_completes(&path, &["sec-trackerctl", "snapshot", "--j"]),
+        ["--json"]
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (code, script, err) = run(&mut ctl(&["completions", shell]));
+        assert_eq!(code, Some(0), "{shell}: {err}");
+        assert!(script.contains("sec-trackerctl"), "{shell}");
+    }
+    let (code, _, err) = run(&mut ctl(&["completions", "tcsh"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("possible values"), "{err}");
+}
+
+#[test]
+fn man_pages_cover_every_subcommand_and_both_daemons() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&mut ctl(&["manpages", dir.path().to_str().unwrap()]));
+    assert_eq!(code, Some(0), "{err}");
+    let written: Vec<&str> = out.lines().collect();
+    for page in [
+        "man1/sec-trackerctl.1",
+        "man1/sec-trackerctl-watch.1",
+        "man1/sec-trackerctl-snapshot.1",
+        "man1/sec-trackerctl-status.1",
+        "man1/sec-trackerctl-rules.1",
+        "man8/collectord.8",
+        "man8/shipperd.8",
+    ] {
+        let path = dir.path().join(page);
+        assert!(
+            written.contains(&path.to_str().unwrap()),
+            "{page} in {written:?}"
+        );
+        let roff = std::fs::read_to_string(&path).unwrap();
+        assert!(roff.starts_with(".ie") || roff.contains(".TH"), "{page}");
+    }
+    let watch = std::fs::read_to_string(dir.path().join("man1/sec-trackerctl-watch.1")).unwrap();
+    assert!(watch.contains("json"), "{watch}");
+    let shipperd = std::fs::read_to_string(dir.path().join("man8/shipperd.8")).unwrap();
+    assert!(shipperd.contains(".TH shipperd 8"), "{shipperd}");
+    assert!(shipperd.contains("allow\\-root"), "{shipperd}");
+    // Rendered by man itself where it is installed (CI installs man-db).
+    if Path::new("/usr/bin/man").exists() {
+        let text = Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join("man8/collectord.8"))
+            .env("MANWIDTH", "100")
+            .env("MANPAGER", "cat")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("--socket"), "{text}");
+        assert!(text.contains("capabilities"), "{text}");
+    }
+    let (code, _, err) = run(&mut ctl(&["manpages", "/proc/no-such-dir/x"]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot create"), "{err}");
+}
+
 #[test]
 fn config_check_accepts_the_seed_example_and_hides_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,10 @@
 //! and to the status socket. [`memory`] is the one module with `unsafe` (an allocator setting).
 //! Without the feature the crate is the sender alone: `sec-trackerctl test-connection` checks
 //! the way to the server with the very code that delivers, without linking the queue.
+//! [`cli`] is the daemon's command line (here so that `sec-trackerctl manpages` renders
+//! shipperd(8) from it).
 
+pub mod cli;
 pub mod sender;
 
 #[cfg(feature = "daemon")]

@@ -5,36 +5,13 @@
 //! SIGTERM/SIGINT stop receiving, let an in-flight send finish (bounded), and exit. Everything
 //! received is already on disk, so a stop loses nothing.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sec_tracker_proto::daemon::{DaemonArgs, EXIT_BAD_CONFIG};
+use sec_tracker_proto::daemon::EXIT_BAD_CONFIG;
+use shipperd::cli::Args;
 use shipperd::daemon::{self, Options};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "shipperd",
-    version,
-    about = "sec-tracker shipper: delivers collectord's events to the management server"
-)]
-struct Args {
-    #[command(flatten)]
-    daemon: DaemonArgs,
-    /// collectord's socket; overrides agent.collector_socket.
-    #[arg(long, value_name = "PATH")]
-    collector_socket: Option<PathBuf>,
-    /// The status socket to serve; overrides agent.shipper_socket.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Where the queue lives; overrides agent.state_dir.
-    #[arg(long, value_name = "PATH")]
-    state_dir: Option<PathBuf>,
-    /// Run even as root (shipperd needs no privilege and should run as user sec-tracker).
-    #[arg(long)]
-    allow_root: bool,
-}
 
 fn main() -> ExitCode {
     shipperd::memory::single_malloc_arena();

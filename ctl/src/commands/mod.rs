@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod config_check;
+pub(crate) mod docs;
 pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod status;
