@@ -188,6 +188,7 @@ impl Collector {
             suppressed: Some(hub.suppressed),
             flood_summaries: hub.flood_summaries,
             flood_pending: hub.flood_pending,
+            published: hub.published,
             subscribers: self.hub.subscriber_count() as u32,
             subscriber_skipped: self.hub.skipped_total(),
             monitors,

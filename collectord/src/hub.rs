@@ -11,6 +11,7 @@
 mod flood;
 mod ring;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,8 +19,9 @@ use std::time::Instant;
 use futures_util::{Stream, StreamExt};
 use prost::Message;
 use sec_tracker_proto::v1::{
-    event, subscribe_response_encoded::Item, Event, EventType, Gap, GapReason, Severity,
-    SeverityCounts, StreamHello, SubscribeRequest, SubscribeResponse, SubscribeResponseEncoded,
+    event, subscribe_response_encoded::Item, Event, EventCount, EventType, Gap, GapReason,
+    Severity, SeverityCounts, StreamHello, SubscribeRequest, SubscribeResponse,
+    SubscribeResponseEncoded,
 };
 use sec_tracker_proto::Config;
 use tokio::sync::{mpsc, Notify};
@@ -47,6 +49,8 @@ pub struct Hub {
 struct Inner {
     ring: Ring,
     flood: Flood,
+    /// Events published since the start, by (type, severity) as their protobuf numbers.
+    published: BTreeMap<(i32, i32), u64>,
 }
 
 /// The ring's and the flood check's state, for `status`.
@@ -61,6 +65,7 @@ pub struct HubStats {
     pub suppressed: SeverityCounts,
     pub flood_summaries: u64,
     pub flood_pending: u64,
+    pub published: Vec<EventCount>,
 }
 
 /// What a new subscriber starts from, decided atomically with respect to publishing.
@@ -81,6 +86,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 ring: Ring::new(ring),
                 flood: Flood::new(flood, Instant::now()),
+                published: BTreeMap::new(),
             }),
             published: Notify::new(),
             subscribers: AtomicUsize::new(0),
@@ -154,6 +160,15 @@ impl Hub {
             suppressed: inner.flood.suppressed(),
             flood_summaries: inner.flood.summaries(),
             flood_pending: inner.flood.pending(),
+            published: inner
+                .published
+                .iter()
+                .map(|(&(r#type, severity), &count)| EventCount {
+                    r#type,
+                    severity,
+                    count,
+                })
+                .collect(),
         }
     }
 
@@ -269,6 +284,10 @@ impl Inner {
         event.seq = seq;
         event.stream_id = stream_id.to_owned();
         let encoded = event.encode_to_vec().into();
+        *self
+            .published
+            .entry((event.r#type, event.severity))
+            .or_default() += 1;
         self.ring.push(Stored {
             seq,
             r#type: event.r#type,

@@ -43,6 +43,8 @@ pub(crate) enum Command {
     ConfigCheck,
     /// Check the way to the management server: DNS, TCP, TLS, then the API key
     TestConnection,
+    /// Both daemons' counters in Prometheus' text format (as shipperd serves them at /metrics)
+    Metrics,
     /// The detection rules: list them, or try them on recorded events
     #[command(subcommand)]
     Rules(RulesCommand),

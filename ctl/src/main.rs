@@ -78,6 +78,7 @@ fn main() -> ExitCode {
             Command::Snapshot(a) => commands::snapshot::run(&ctx, a).await.map(|()| 0),
             Command::Status(a) => commands::status::run(&ctx, a).await,
             Command::TestConnection => commands::test_connection::run(&ctx.config).await,
+            Command::Metrics => commands::metrics::run(&ctx).await,
             Command::Rules(r) => commands::rules::run(&ctx, r),
             Command::ConfigCheck
             | Command::Version

@@ -387,6 +387,58 @@ fn status_shows_a_running_collector_and_its_monitors() {
     assert_eq!(process["detail"], "kernel process connector");
 }
 
+/// The value of one series in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_prints_collectords_counters_and_says_shipperd_is_down() {
+    if !require_root("metrics") {
+        return;
+    }
+    let d = Daemon::start(&collectord_bin(), PROCESS_ONLY);
+    let sock = d.socket.to_str().unwrap().to_owned();
+    let args = [
+        "--socket",
+        &sock,
+        "--shipper-socket",
+        "/nonexistent/shipper.sock",
+        "metrics",
+    ];
+    let out = wait_for("process events counted", Duration::from_secs(30), || {
+        // Processes to count (each exec is an INFO process event).
+        let _ = Command::new("/bin/true").status();
+        let (code, out, err) = run(&mut ctl(&args));
+        assert_eq!(code, Some(0), "{err}");
+        let running = metric(
+            &out,
+            r#"sec_tracker_collector_monitor_state{monitor="process_monitor",state="running"}"#,
+        ) == Some(1.0);
+        let execs = metric(
+            &out,
+            r#"sec_tracker_collector_events_total{type="process",severity="info"}"#,
+        )
+        .unwrap_or(0.0);
+        (running && execs >= 1.0).then_some(out)
+    });
+    assert_eq!(metric(&out, "sec_tracker_collector_up"), Some(1.0), "{out}");
+    assert_eq!(metric(&out, "sec_tracker_shipper_up"), Some(0.0), "{out}");
+    assert!(
+        out.contains("# TYPE sec_tracker_collector_events_total counter"),
+        "{out}"
+    );
+    let rss = metric(&out, "sec_tracker_collector_resident_memory_bytes").unwrap();
+    assert!(rss > 1e6, "{out}");
+    drop(d);
+    // collectord gone: down, and nothing else claimed about it.
+    let (code, out, err) = run(&mut ctl(&args));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(metric(&out, "sec_tracker_collector_up"), Some(0.0), "{out}");
+    assert!(!out.contains("sec_tracker_collector_events_total"), "{out}");
+}
+
 #[test]
 fn watch_json_streams_one_object_per_line_from_the_daemon() {
     if !require_root("watch_json") {

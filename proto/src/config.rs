@@ -106,6 +106,9 @@ pub struct AgentConfig {
     /// The user shipperd runs as: clients trust its status socket only when root or this user
     /// serves it.
     pub shipper_user: String,
+    /// Where shipperd serves `GET /metrics` (both daemons' counters, Prometheus' text format);
+    /// None (the default): not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +181,7 @@ impl Default for Config {
                 state_dir: PathBuf::from(DEFAULT_STATE_DIR),
                 shipper_socket: PathBuf::from(DEFAULT_SHIPPER_SOCKET),
                 shipper_user: DEFAULT_SHIPPER_USER.to_owned(),
+                metrics_listen: None,
             },
             monitoring: MonitoringConfig {
                 system_info: true,
@@ -408,6 +412,7 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
                 s.path("state_dir", &mut v.state_dir);
                 s.path("shipper_socket", &mut v.shipper_socket);
                 s.string("shipper_user", &mut v.shipper_user);
+                s.socket_addr("metrics_listen", &mut v.metrics_listen);
             }
             "monitoring" => {
                 let v = &mut c.monitoring;
@@ -564,6 +569,28 @@ impl<'a> Section<'a> {
         self.path(key, &mut p);
         if !p.as_os_str().is_empty() {
             *target = Some(p);
+        }
+    }
+
+    /// `"127.0.0.1:9464"`, `"[::1]:9464"`; `""` for none.
+    fn socket_addr(&mut self, key: &'static str, target: &mut Option<std::net::SocketAddr>) {
+        let mut s = String::new();
+        if !self.string(key, &mut s) {
+            return;
+        }
+        if s.is_empty() {
+            *target = None;
+            return;
+        }
+        match s.parse() {
+            Ok(addr) => *target = Some(addr),
+            Err(_) => self.problem(
+                key,
+                format!(
+                    "expected an address and a port such as \"127.0.0.1:9464\" (or \"\" for \
+                     none), got {s:?}"
+                ),
+            ),
         }
     }
 

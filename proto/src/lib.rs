@@ -10,7 +10,9 @@
 //! - the local transport ([`local`]): binding and publishing a socket, authorising its peers,
 //!   and connecting to one only after checking who serves it;
 //! - what every program does at start and stop ([`daemon`]: logging, the config or exit 64,
-//!   stop signals), retry pacing ([`backoff`]) and crash-safe state files ([`fsutil`]).
+//!   stop signals), retry pacing ([`backoff`]) and crash-safe state files ([`fsutil`]);
+//! - the daemons' counters in Prometheus' text format ([`metrics`]), for shipperd's opt-in
+//!   listener and `sec-trackerctl metrics`.
 
 pub mod backoff;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod daemon;
 pub mod fsutil;
 pub mod json;
 pub mod local;
+pub mod metrics;
 
 pub use config::Config;
 

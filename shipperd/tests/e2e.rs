@@ -632,3 +632,131 @@ async fn a_full_disk_stops_nothing_and_shipping_resumes_when_space_returns() {
     );
     s.kill9_shipper();
 }
+
+/// `GET path` on a plain HTTP port: (status code, content type, body).
+async fn http_get(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the metrics listener answers within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (code, content_type, body.to_owned())
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// An operator's Prometheus scrapes shipperd's opt-in `/metrics`: both daemons' counters, what
+/// was delivered and how long it took, collectord's events by type and severity and its
+/// monitors' states; nothing but `GET /metrics` is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_for_both_daemons() {
+    if !require_root("e2e_metrics") {
+        return;
+    }
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let ca = TestCa::new();
+    let cert = ca.localhost_cert();
+    let mut s = Stack::start(
+        &ca,
+        Setup {
+            metrics_listen: Some(addr),
+            ..setup(&cert, Path::new("ca"))
+        },
+    )
+    .await;
+    let names = s.make_events(25);
+    s.wait_delivered(&names, Duration::from_secs(30)).await;
+    let delivered = s
+        .server
+        .batches()
+        .iter()
+        .map(|b| b.payloads.len())
+        .sum::<usize>() as f64;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (code, content_type, body) = http_get(addr, "GET", "/metrics").await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        let sent = metric(&body, "sec_tracker_shipper_events_sent_total").unwrap_or(0.0);
+        let files = metric(
+            &body,
+            r#"sec_tracker_collector_events_total{type="file",severity="info"}"#,
+        )
+        .unwrap_or(0.0);
+        if sent >= delivered && files >= 25.0 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sent {sent} of {delivered}, files {files}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(metric(&body, "sec_tracker_shipper_up"), Some(1.0));
+    assert_eq!(metric(&body, "sec_tracker_collector_up"), Some(1.0));
+    assert_eq!(
+        metric(
+            &body,
+            r#"sec_tracker_collector_monitor_state{monitor="file_monitor",state="running"}"#
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    let batches = metric(&body, "sec_tracker_shipper_batches_sent_total").unwrap();
+    assert!(batches >= 1.0, "{body}");
+    assert_eq!(
+        metric(&body, "sec_tracker_shipper_send_duration_seconds_count"),
+        Some(batches),
+        "every delivered batch timed: {body}"
+    );
+    assert_eq!(
+        metric(
+            &body,
+            r#"sec_tracker_shipper_send_duration_seconds_bucket{le="+Inf"}"#
+        ),
+        Some(batches)
+    );
+    assert_eq!(
+        metric(&body, "sec_tracker_shipper_queue_events"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE sec_tracker_shipper_send_duration_seconds histogram"));
+
+    let (code, _, _) = http_get(addr, "GET", "/").await;
+    assert_eq!(code, 404);
+    let (code, _, _) = http_get(addr, "POST", "/metrics").await;
+    assert_eq!(code, 405);
+    assert!(
+        s.log().contains("serving metrics at /metrics"),
+        "{}",
+        s.log()
+    );
+}

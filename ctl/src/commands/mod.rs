@@ -2,6 +2,7 @@
 
 pub(crate) mod config_check;
 pub(crate) mod docs;
+pub(crate) mod metrics;
 pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod status;

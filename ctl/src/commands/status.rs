@@ -108,7 +108,7 @@ pub(crate) async fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> 
 }
 
 /// shipperd's side: its status, or why there is none (not running is normal in local mode).
-async fn shipper_status(ctx: &Context) -> Result<ShipperStatus, String> {
+pub(crate) async fn shipper_status(ctx: &Context) -> Result<ShipperStatus, String> {
     let trust = client::Trust::shipper(&ctx.config.agent.shipper_user);
     match probe_for(&ctx.shipper_socket, &trust) {
         Ok(Probe::Up) => {}

@@ -158,3 +158,24 @@ fn load_reads_a_pipe_and_names_the_file_in_errors() {
         .to_string();
     assert!(missing.starts_with("cannot read config file"), "{missing}");
 }
+
+#[test]
+fn metrics_listen_is_an_address_and_port_or_nothing() {
+    let c = Config::from_json_str(r#"{"agent": {"metrics_listen": "127.0.0.1:9464"}}"#).unwrap();
+    assert_eq!(
+        c.agent.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let c = Config::from_json_str(r#"{"agent": {"metrics_listen": "[::1]:9464"}}"#).unwrap();
+    assert_eq!(c.agent.metrics_listen, Some("[::1]:9464".parse().unwrap()));
+    let c = Config::from_json_str(r#"{"agent": {"metrics_listen": ""}}"#).unwrap();
+    assert_eq!(c.agent.metrics_listen, None);
+    assert_eq!(Config::default().agent.metrics_listen, None);
+    for bad in [r#""localhost:9464""#, r#""127.0.0.1""#, "9464"] {
+        let p = problems(&format!(r#"{{"agent": {{"metrics_listen": {bad}}}}}"#));
+        assert!(
+            p.len() == 1 && p[0].contains("agent.metrics_listen"),
+            "{bad}: {p:?}"
+        );
+    }
+}

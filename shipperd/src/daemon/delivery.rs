@@ -164,6 +164,7 @@ async fn deliver(
         let started = Instant::now();
         match sender.send_batch(&id, &payloads).await {
             Outcome::Delivered => {
+                shared.send_seconds.observe(started.elapsed());
                 shared.batches_sent.fetch_add(1, Ordering::Relaxed);
                 shared.success();
                 gate.success();

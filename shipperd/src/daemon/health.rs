@@ -10,7 +10,7 @@ use std::time::Duration;
 use sec_tracker_proto::json::{collector_losses_json, now_ns, shipper_metrics_json};
 use sec_tracker_proto::local::client;
 use sec_tracker_proto::v1::collector_client::CollectorClient;
-use sec_tracker_proto::v1::{ShipperState, ShipperStatus, StatusRequest};
+use sec_tracker_proto::v1::{CollectorStatus, ShipperState, ShipperStatus, StatusRequest};
 
 use super::Shared;
 use crate::sender::{Outcome, Sender};
@@ -28,8 +28,8 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>, collector_sock
             && status.collector_connected
             && status.state() != ShipperState::PausedAuth;
         let mut metrics = shipper_metrics_json(&status);
-        if let Some(collector) = collector_losses(&collector_socket).await {
-            metrics["collector"] = collector;
+        if let Some(collector) = collector_status(&collector_socket).await {
+            metrics["collector"] = collector_losses_json(&collector);
         }
         match sender
             .send_health(if healthy { "healthy" } else { "degraded" }, metrics)
@@ -41,9 +41,10 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>, collector_sock
     }
 }
 
-/// What collectord evicted and held back, by severity: the losses the server cannot see in the
-/// events themselves. None when collectord does not answer within a second.
-async fn collector_losses(socket: &Path) -> Option<serde_json::Value> {
+/// collectord's status (for the health report: what it evicted and held back, the losses the
+/// server cannot see in the events themselves; for the metrics). None when collectord does not
+/// answer within a second.
+pub(super) async fn collector_status(socket: &Path) -> Option<CollectorStatus> {
     let ask = async {
         let channel = client::connect(socket, &client::Trust::collector())
             .await
@@ -52,7 +53,7 @@ async fn collector_losses(socket: &Path) -> Option<serde_json::Value> {
             .status(StatusRequest {})
             .await
             .ok()
-            .map(|r| collector_losses_json(&r.into_inner()))
+            .map(|r| r.into_inner())
     };
     tokio::time::timeout(Duration::from_secs(1), ask)
         .await
@@ -89,6 +90,7 @@ pub(super) async fn snapshot(shared: &Shared) -> ShipperStatus {
         rss_bytes: sec_tracker_proto::daemon::own_rss_bytes(),
         batches_sent: shared.batches_sent.load(Ordering::Relaxed),
         batches_resent: shared.batches_resent.load(Ordering::Relaxed),
+        send_seconds: Some(shared.send_seconds.snapshot()),
         queue_path: shared.queue_path.display().to_string(),
     }
 }

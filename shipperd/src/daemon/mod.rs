@@ -1,8 +1,10 @@
 //! The running daemon: the receiver (collectord → queue), the delivery loop (queue → server),
-//! health reports, and the status socket, sharing one [`Shared`] state.
+//! health reports, the status socket and the opt-in metrics listener, sharing one [`Shared`]
+//! state.
 
 mod delivery;
 mod health;
+mod metrics;
 mod receiver;
 mod status;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sec_tracker_proto::daemon::StopSignals;
+use sec_tracker_proto::metrics::LatencyHistogram;
 use sec_tracker_proto::v1::ShipperState;
 use sec_tracker_proto::Config;
 use tokio::sync::Notify;
@@ -97,6 +100,8 @@ pub struct Shared {
     pub state: Mutex<ShipperState>,
     pub batches_sent: AtomicU64,
     pub batches_resent: AtomicU64,
+    /// Seconds from sending a batch to its acceptance.
+    pub send_seconds: LatencyHistogram,
     /// Woken when events were queued, so a full batch goes out at once.
     pub queued: Notify,
     pub shutdown: CancellationToken,
@@ -188,6 +193,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         state: Mutex::new(ShipperState::Idle),
         batches_sent: AtomicU64::new(0),
         batches_resent: AtomicU64::new(0),
+        send_seconds: LatencyHistogram::default(),
         queued: Notify::new(),
         shutdown: CancellationToken::new(),
     });
@@ -206,6 +212,22 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         Arc::clone(&sender),
         options.collector_socket.clone(),
     ));
+    if let Some(addr) = shared.config.agent.metrics_listen {
+        // Opt-in. A port that cannot be had is said loudly, and delivery goes on without it.
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(address = %addr, "serving metrics at /metrics");
+                tasks.spawn(metrics::serve(
+                    Arc::clone(&shared),
+                    listener,
+                    options.collector_socket.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot serve metrics (agent.metrics_listen)")
+            }
+        }
+    }
     tracing::info!(
         server = %shared.config.server.url,
         collector = %options.collector_socket.display(),

@@ -39,6 +39,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) ring_bytes: Option<u64>,
     /// collectord's `monitoring.flood_limit` (None: the default).
     pub(crate) flood_limit: Option<u64>,
+    /// shipperd's `agent.metrics_listen` (None: not served).
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
     /// Also run the process monitor (CRITICAL for a program run from /tmp).
     pub(crate) process_monitor: bool,
     /// Start shipperd with the stack (else the test starts it).
@@ -81,6 +83,10 @@ impl Stack {
             "agent": {"id": "e2e-agent", "report_interval": "1s", "max_queue_size": setup.max_queue,
                       "shipper_user": "nobody"},
         });
+        let mut cfg = cfg;
+        if let Some(addr) = setup.metrics_listen {
+            cfg["agent"]["metrics_listen"] = addr.to_string().into();
+        }
         std::fs::write(&config, serde_json::to_vec(&cfg).unwrap()).unwrap();
         let mut stack = Stack {
             dir,
@@ -253,6 +259,7 @@ pub(crate) fn setup<'a>(cert: &'a TestCert, ca: &'a Path) -> Setup<'a> {
         batch_size: 20,
         ring_bytes: None,
         flood_limit: None,
+        metrics_listen: None,
         process_monitor: false,
         shipper_at_start: true,
     }
