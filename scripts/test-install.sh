@@ -254,7 +254,8 @@ check "the seed's form: sec-tracker -local -oneshot -json prints the snapshot" \
 
 echo "== man pages and completions"
 if command -v man >/dev/null; then
-  eq "man -w sec-trackerctl finds the installed page" "$(man -w sec-trackerctl 2>&1)" /usr/local/share/man/man1/sec-trackerctl.1
+  # Debian links /usr/local/man to share/man, and man -w may name either.
+  eq "man -w sec-trackerctl finds the installed page" "$(readlink -f "$(man -w sec-trackerctl 2>&1)")" /usr/local/share/man/man1/sec-trackerctl.1
   check "man sec-trackerctl-watch documents --json" sh -c "MANWIDTH=100 man sec-trackerctl-watch 2>/dev/null | grep -q -- '--json'"
   check "man 8 collectord documents --socket" sh -c "MANWIDTH=100 man 8 collectord 2>/dev/null | grep -q -- '--socket'"
   check "man 8 shipperd documents --allow-root" sh -c "MANWIDTH=100 man 8 shipperd 2>/dev/null | grep -q -- '--allow-root'"
