@@ -8,7 +8,7 @@
 //! download is one event rather than a create followed by a modify. When the kernel's event
 //! queue overflows, the tree is rescanned against the baseline, so nothing is silently missed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -793,13 +793,37 @@ impl Watcher {
     }
 
     /// After a queue overflow: rescan everything and report the difference.
+    /// Files whose creation was seen but not yet reported (still open for writing) are already in
+    /// the baseline, so the rescan alone would find nothing new about them: they are taken out of
+    /// it first, so that each is reported as created (or, if gone since, as created and deleted).
+    /// Otherwise flooding the queue while a file is written would hide its creation.
     pub(super) fn resync(&mut self, out: &mut Vec<Change>) {
         for root in self.roots.clone() {
             self.watch_tree(&root);
         }
+        let unreported: Vec<(Vec<u8>, Option<FileState>)> = self
+            .pending_creates
+            .drain()
+            .map(|(p, _)| {
+                let kept = self.baseline.remove(&p);
+                (p, kept)
+            })
+            .collect();
         let roots = self.roots.clone();
-        out.extend(self.rescan(&roots, true));
-        self.pending_creates.clear();
+        let changes = self.rescan(&roots, true);
+        let reported: HashSet<&[u8]> = changes.iter().map(|c| c.path.as_slice()).collect();
+        let mut gone = Vec::new();
+        for (p, kept) in unreported {
+            if !reported.contains(p.as_slice()) {
+                // Gone before the rescan reached it: it was still created.
+                gone.push(Change::new(FileAction::Created, &p, None, None));
+                if kept.is_some() {
+                    gone.push(Change::new(FileAction::Deleted, &p, kept, None));
+                }
+            }
+        }
+        out.extend(changes);
+        out.extend(gone);
         self.dirty = true;
     }
 }
@@ -915,5 +939,57 @@ mod tests {
         created.sort();
         created.dedup();
         assert_eq!(created.len(), n, "no file twice");
+    }
+
+    /// The attack: a file is created and kept open while it is written, and the writer floods the
+    /// watched tree until the kernel's queue overflows, so that the close-write is lost. The
+    /// rescan that follows still reports the file as created, once, and so every flood file.
+    #[test]
+    fn a_creation_pending_when_the_queue_overflows_is_still_reported() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let (mut w, _) =
+            Watcher::new(std::slice::from_ref(&root), Vec::new(), 1 << 20, usize::MAX).unwrap();
+        w.start();
+        let mut held = std::fs::File::create(root.join("held")).unwrap();
+        held.write_all(b"payload").unwrap();
+        let mut out = Vec::new();
+        w.read(&mut out).unwrap();
+        assert!(out.is_empty(), "not reported while open: {out:?}");
+
+        let queue: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let n = queue; // two events each: twice the queue
+        for i in 0..n {
+            std::fs::write(root.join(format!("f{i}")), b"x").unwrap();
+        }
+        drop(held);
+        loop {
+            let mut step = Vec::new();
+            w.read(&mut step).unwrap();
+            if step.is_empty() {
+                break;
+            }
+            out.extend(step);
+        }
+        assert!(
+            w.notices.iter().any(|n| matches!(n, Notice::QueueOverflow)),
+            "the flood overflowed the queue"
+        );
+        let created = |name: &str| {
+            out.iter()
+                .filter(|c| c.action == FileAction::Created && c.path.ends_with(name.as_bytes()))
+                .count()
+        };
+        assert_eq!(created("/held"), 1, "the held file, once");
+        let flood = out
+            .iter()
+            .filter(|c| c.action == FileAction::Created)
+            .count();
+        assert_eq!(flood, n + 1, "every flood file once, and the held one");
     }
 }
