@@ -3,9 +3,10 @@
 #
 #   scripts/install.sh [--bin-dir DIR] [--start]
 #
-#   --bin-dir DIR  take collectord, shipperd and sec-trackerctl from DIR (default: release/ in
-#                  cargo's target directory for this checkout, ./target or $CARGO_TARGET_DIR,
-#                  built with `cargo build --release` when one is missing)
+#   --bin-dir DIR  take collectord, shipperd and sec-trackerctl from DIR (default: bin/ in an
+#                  unpacked release tarball; in a checkout, release/ in cargo's target directory,
+#                  ./target or $CARGO_TARGET_DIR, built with `cargo build --release` when one is
+#                  missing)
 #   --start        without systemd as PID 1: start the daemons in the background (collectord as
 #                  root keeping only its capability set, shipperd as user sec-tracker with none),
 #                  logging to /var/log/sec-tracker/{collectord,shipperd}.log. Under systemd the
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; shift 2 ;;
     --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
     --start) START=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -126,6 +127,10 @@ ensure_dir() {
 echo "sec-tracker install ($( [ "$START" = 1 ] && echo "--start" || echo "no --start"))"
 
 # --- binaries -------------------------------------------------------------------------------
+# An unpacked release tarball (scripts/release.sh) has its binaries in bin/ and no Cargo.toml.
+if [ -z "$BIN_DIR" ] && [ ! -e "$REPO/Cargo.toml" ] && [ -x "$REPO/bin/collectord" ]; then
+  BIN_DIR=$REPO/bin
+fi
 if [ -z "$BIN_DIR" ]; then
   # Where cargo puts this checkout's builds: ./target unless CARGO_TARGET_DIR (or a cargo config's
   # build.target-dir) says otherwise; cargo metadata knows all of them.
@@ -246,7 +251,7 @@ ensure_dir "$STATE" 755 root root
 ensure_dir "$STATE/collectord" 700 root "$USER_NAME"
 if [ -d "$STATE/shipperd" ] && [ -n "$(find "$STATE/shipperd" \( ! -user "$USER_NAME" -o ! -group "$USER_NAME" \) -print -quit)" ]; then
   # Kept from an earlier install whose user had another uid: the queue must stay readable.
-  chown -R "$USER_NAME:$USER_NAME" "$STATE/shipperd"
+  find "$STATE/shipperd" -xdev -exec chown -h "$USER_NAME:$USER_NAME" {} +
   did "$STATE/shipperd/" "queue files given to $USER_NAME"
 fi
 ensure_dir "$STATE/shipperd" 700 "$USER_NAME" "$USER_NAME"
