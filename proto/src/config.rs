@@ -63,6 +63,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub monitoring: MonitoringConfig,
     pub local_output: LocalOutputConfig,
+    /// Where shipperd delivers besides (or instead of) the management server.
+    pub outputs: OutputsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,105 @@ pub struct AgentConfig {
     /// Where shipperd serves `GET /metrics` (both daemons' counters, Prometheus' text format);
     /// None (the default): not served.
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The outputs other than the management server: each is optional, each gets its own durable
+/// queue, cursor, status and counters in shipperd.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputsConfig {
+    pub syslog: Option<SyslogOutputConfig>,
+    pub otlp: Option<OtlpOutputConfig>,
+}
+
+/// Syslog over TLS: RFC 5424 messages in RFC 5425 framing (octet counting) to a SIEM or relay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyslogOutputConfig {
+    /// `host:port` of the receiver (6514 is syslog-over-TLS's port).
+    pub address: String,
+    /// The name the receiver's certificate must carry; the host of `address` when empty.
+    pub server_name: String,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// RFC 5424 facility by name (`auth`, `authpriv`, `local0`…).
+    pub facility: String,
+    pub app_name: String,
+    pub timeout: Duration,
+    pub batch_size: u64,
+    /// Syslog has no acknowledgement: a batch counts as delivered once it is written and the
+    /// connection still stands this long after (a receiver that closes or resets it within that
+    /// time gets the batch again). It must cover how long a stopping receiver may hold read data
+    /// before it closes its connections; 2 s leaves a loaded rsyslog room.
+    pub confirm_after: Duration,
+}
+
+/// OpenTelemetry logs over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpOutputConfig {
+    /// The logs endpoint, e.g. `https://collector:4318/v1/logs`.
+    pub url: String,
+    /// Headers sent with each export (authentication, tenant); their values are never logged.
+    pub headers: Vec<(String, Secret)>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub timeout: Duration,
+    pub batch_size: u64,
+}
+
+/// The RFC 5424 facility names and numbers.
+pub const SYSLOG_FACILITIES: [(&str, u8); 20] = [
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+impl Default for SyslogOutputConfig {
+    fn default() -> Self {
+        SyslogOutputConfig {
+            address: String::new(),
+            server_name: String::new(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            facility: "authpriv".into(),
+            app_name: "sec-tracker".into(),
+            timeout: Duration::from_secs(30),
+            batch_size: 200,
+            confirm_after: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for OtlpOutputConfig {
+    fn default() -> Self {
+        OtlpOutputConfig {
+            url: String::new(),
+            headers: Vec::new(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            timeout: Duration::from_secs(30),
+            batch_size: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +328,7 @@ impl Default for Config {
                 show_colors: true,
                 compact_output: false,
             },
+            outputs: OutputsConfig::default(),
         }
     }
 }
@@ -359,7 +461,8 @@ impl ConfigError {
     }
 }
 
-const SECTIONS: [&str; 4] = ["server", "agent", "monitoring", "local_output"];
+const SECTIONS: [&str; 5] = ["server", "agent", "monitoring", "local_output", "outputs"];
+const OUTPUTS: [&str; 2] = ["syslog", "otlp"];
 
 fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
     let Some(top) = value.as_object() else {
@@ -381,6 +484,10 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
             });
             continue;
         };
+        if name == "outputs" {
+            apply_outputs(obj, &mut c.outputs, problems);
+            continue;
+        }
         let mut s = Section::new(name, obj, problems);
         match name.as_str() {
             "server" => {
@@ -451,6 +558,117 @@ fn apply(value: &Value, c: &mut Config, problems: &mut Vec<Problem>) {
         s.finish();
     }
     check_cross_field(c, problems);
+}
+
+/// `outputs.syslog` and `outputs.otlp`: each an object of its own keys.
+fn apply_outputs(
+    obj: &Map<String, Value>,
+    outputs: &mut OutputsConfig,
+    problems: &mut Vec<Problem>,
+) {
+    for (name, value) in obj {
+        let full = format!("outputs.{name}");
+        if !OUTPUTS.contains(&name.as_str()) {
+            problems.push(unknown_key(&full, name, &OUTPUTS));
+            continue;
+        }
+        let Some(section) = value.as_object() else {
+            problems.push(Problem {
+                key: full,
+                message: format!("must be an object, found {}", kind(value)),
+            });
+            continue;
+        };
+        let mut s = Section::new(&full, section, problems);
+        if name == "syslog" {
+            let mut v = SyslogOutputConfig::default();
+            s.string("address", &mut v.address);
+            s.string("server_name", &mut v.server_name);
+            s.optional_path("ca_file", &mut v.ca_file);
+            s.optional_path("client_cert", &mut v.client_cert);
+            s.optional_path("client_key", &mut v.client_key);
+            if s.string("facility", &mut v.facility)
+                && !SYSLOG_FACILITIES.iter().any(|(n, _)| *n == v.facility)
+            {
+                let names: Vec<&str> = SYSLOG_FACILITIES.iter().map(|(n, _)| *n).collect();
+                let message = format!(
+                    "{:?} is not a facility; one of {}",
+                    v.facility,
+                    names.join(", ")
+                );
+                s.problem("facility", message);
+            }
+            s.string("app_name", &mut v.app_name);
+            s.duration("timeout", &mut v.timeout);
+            s.int("batch_size", 1, 10_000, &mut v.batch_size);
+            s.duration("confirm_after", &mut v.confirm_after);
+            check_syslog(&mut s, &v);
+            outputs.syslog = Some(v);
+        } else {
+            let mut v = OtlpOutputConfig::default();
+            s.string("url", &mut v.url);
+            s.headers("headers", &mut v.headers);
+            s.optional_path("ca_file", &mut v.ca_file);
+            s.optional_path("client_cert", &mut v.client_cert);
+            s.optional_path("client_key", &mut v.client_key);
+            s.duration("timeout", &mut v.timeout);
+            s.int("batch_size", 1, 10_000, &mut v.batch_size);
+            let url = v.url.trim().to_ascii_lowercase();
+            if url.is_empty() {
+                s.problem("url", "is required (the OTLP/HTTP logs endpoint, e.g. https://collector:4318/v1/logs)".into());
+            } else if !url.starts_with("https://") && !url.starts_with("http://") {
+                s.problem(
+                    "url",
+                    format!(
+                        "{:?} must start with https:// (or http:// for a collector on this host)",
+                        v.url
+                    ),
+                );
+            }
+            if v.client_cert.is_some() != v.client_key.is_some() {
+                s.problem(
+                    "client_cert",
+                    "client_cert and client_key go together: set both or neither".into(),
+                );
+            }
+            outputs.otlp = Some(v);
+        }
+        s.finish();
+    }
+}
+
+fn check_syslog(s: &mut Section<'_>, v: &SyslogOutputConfig) {
+    match v.address.rsplit_once(':') {
+        _ if v.address.trim().is_empty() => s.problem(
+            "address",
+            "is required: the receiver's host:port (6514 is syslog over TLS)".into(),
+        ),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => s.problem(
+            "address",
+            format!(
+                "{:?} is not host:port (e.g. \"siem.example.com:6514\")",
+                v.address
+            ),
+        ),
+    }
+    let printable =
+        |t: &str| !t.is_empty() && t.len() <= 48 && t.bytes().all(|b| (33..=126).contains(&b));
+    if !printable(&v.app_name) {
+        s.problem(
+            "app_name",
+            format!(
+                "{:?} must be 1 to 48 printable ASCII characters without spaces (RFC 5424)",
+                v.app_name
+            ),
+        );
+    }
+    if v.client_cert.is_some() != v.client_key.is_some() {
+        s.problem(
+            "client_cert",
+            "client_cert and client_key go together: set both or neither".into(),
+        );
+    }
 }
 
 /// Rules that involve more than one key.
@@ -635,6 +853,35 @@ impl<'a> Section<'a> {
                 *target = out;
             }
             Some(v) => self.expected(key, "a list of paths", v),
+        }
+    }
+
+    /// An object of header names to values (`{"authorization": "Bearer …"}`); values are secrets.
+    fn headers(&mut self, key: &'static str, target: &mut Vec<(String, Secret)>) {
+        match self.get(key) {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (name, value) in map {
+                    let valid_name = !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                    match value {
+                        Value::String(v) if valid_name && v.bytes().all(|b| (32..127).contains(&b) || b == b'\t') => {
+                            target.push((name.to_ascii_lowercase(), Secret::new(v.clone())))
+                        }
+                        Value::String(_) if !valid_name => {
+                            self.problem(&format!("{key}.{name}"), "is not a valid HTTP header name".into())
+                        }
+                        Value::String(_) => self.problem(
+                            &format!("{key}.{name}"),
+                            "holds characters not allowed in an HTTP header (control characters or non-ASCII)".into(),
+                        ),
+                        v => self.expected(&format!("{key}.{name}"), "a string", v),
+                    }
+                }
+            }
+            Some(v) => self.expected(key, "an object of header names to values", v),
         }
     }
 

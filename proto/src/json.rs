@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::v1::{
     event, AgentNotice, AuthAction, AuthEvent, CollectorStatus, Direction, Event, EventType,
-    FileAction, FileEvent, Gap, GapReason, MonitorState, NetworkAction, NetworkEvent,
+    FileAction, FileEvent, Gap, GapReason, MonitorState, NetworkAction, NetworkEvent, OutputStatus,
     ProcessAction, ProcessEvent, ProcessRef, Severity, SeverityCounts, ShipperState, ShipperStatus,
     SocketState, SystemInfo,
 };
@@ -562,6 +562,28 @@ pub fn shipper_metrics_json(s: &ShipperStatus) -> Value {
         "batches_sent": s.batches_sent,
         "batches_resent": s.batches_resent,
         "rss_bytes": s.rss_bytes,
+        "outputs": s.outputs.iter().map(output_status_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One output of shipperd (the management server, syslog, OTLP) and its own queue.
+pub fn output_status_json(o: &OutputStatus) -> Value {
+    json!({
+        "name": o.name,
+        "target": o.target,
+        "state": o.state().name(),
+        "last_error": o.last_error,
+        "last_success": if o.last_success_ns > 0 { rfc3339_seconds(o.last_success_ns) } else { String::new() },
+        "queue_depth": o.queue_depth,
+        "queue_bytes": o.queue_bytes,
+        "oldest_queued_age_seconds": o.oldest_queued_age_seconds,
+        "events_received": o.events_received,
+        "events_sent": o.events_sent,
+        "events_dropped": o.events_dropped,
+        "events_dead_lettered": o.events_dead_lettered,
+        "batches_sent": o.batches_sent,
+        "batches_resent": o.batches_resent,
+        "queue_path": o.queue_path,
     })
 }
 

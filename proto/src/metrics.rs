@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::v1::{
-    CollectorStatus, EventType, Histogram, MonitorState, MonitorStatus, Severity, SeverityCounts,
-    ShipperState, ShipperStatus,
+    CollectorStatus, EventType, Histogram, MonitorState, MonitorStatus, OutputStatus, Severity,
+    SeverityCounts, ShipperState, ShipperStatus,
 };
 
 /// The kind of a metric family.
@@ -387,6 +387,87 @@ pub fn shipper(out: &mut Exposition, status: Option<&ShipperStatus>) {
         "shipperd's resident memory",
         s.rss_bytes as f64,
     );
+    outputs(out, &s.outputs);
+}
+
+/// Each output's own queue and delivery, labelled `output` (`server`, `syslog`, `otlp`); the
+/// unlabelled series above are the first output's.
+fn outputs(out: &mut Exposition, outputs: &[OutputStatus]) {
+    if outputs.is_empty() {
+        return;
+    }
+    type Field = fn(&OutputStatus) -> f64;
+    let series: [(&str, Kind, &str, Field); 8] = [
+        (
+            "sec_tracker_shipper_output_events_received_total",
+            Kind::Counter,
+            "Events written to this output's queue",
+            |o| o.events_received as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_events_sent_total",
+            Kind::Counter,
+            "Events this output accepted",
+            |o| o.events_sent as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_events_dropped_total",
+            Kind::Counter,
+            "Events this output's full queue dropped",
+            |o| o.events_dropped as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_events_dead_lettered_total",
+            Kind::Counter,
+            "Events this output refused for good",
+            |o| o.events_dead_lettered as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_batches_resent_total",
+            Kind::Counter,
+            "Batch sends to this output that were retries",
+            |o| o.batches_resent as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_queue_events",
+            Kind::Gauge,
+            "Events in this output's queue, not yet accepted by it",
+            |o| o.queue_depth as f64,
+        ),
+        (
+            "sec_tracker_shipper_output_queue_oldest_age_seconds",
+            Kind::Gauge,
+            "Age of the oldest event in this output's queue (0 when empty)",
+            |o| o.oldest_queued_age_seconds,
+        ),
+        (
+            "sec_tracker_shipper_output_last_success_timestamp_seconds",
+            Kind::Gauge,
+            "When this output last accepted a batch, in seconds since the Unix epoch (0: never)",
+            |o| o.last_success_ns as f64 / 1e9,
+        ),
+    ];
+    for (name, kind, help, field) in series {
+        out.family(name, kind, help);
+        for o in outputs {
+            out.sample(name, &[("output", &o.name)], field(o));
+        }
+    }
+    let name = "sec_tracker_shipper_output_state";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Each output's delivery state: 1 for the one it is in",
+    );
+    for o in outputs {
+        for (state, label) in SHIPPER_STATES {
+            out.sample(
+                name,
+                &[("output", &o.name), ("state", label)],
+                f64::from(u8::from(o.state == state as i32)),
+            );
+        }
+    }
 }
 
 fn histogram(out: &mut Exposition, name: &str, help: &str, h: &Histogram) {

@@ -16,7 +16,8 @@ use sec_tracker_proto::daemon::DaemonArgs;
         shipperd runs as user sec-tracker with no capability, subscribes to collectord's event \
         stream, writes every event to a durable queue before counting it as received, and \
         delivers the queue in gzipped batches over verified TLS (POST /api/v1/agent/data, health \
-        reports to /api/v1/agent/health), at least once, through restarts and outages. The API \
+        reports to /api/v1/agent/health), at least once, through restarts and outages; and, when configured, to syslog over TLS \
+        (outputs.syslog) and OpenTelemetry logs (outputs.otlp), each from a queue of its own. The API \
         key comes from SEC_TRACKER_API_KEY or server.api_key_file. It exits 64 on a bad config. \
         Under systemd it runs as the unit sec-tracker-shipperd.service."
 )]

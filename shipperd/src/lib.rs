@@ -3,7 +3,8 @@
 //! the queue to the management server in batches over TLS, at least once, through restarts,
 //! crashes and outages.
 //!
-//! Where to look: [`sender`] is the HTTPS client (TLS, gzip, answers, `Retry-After`); with the
+//! Where to look: [`sender`] is the HTTPS client (TLS, gzip, answers, `Retry-After`);
+//! [`outputs`] puts it beside the other outputs (syslog over TLS, OTLP logs); with the
 //! `daemon` feature (the default), [`queue`] is the durable queue (SQLite) and [`daemon`] wires
 //! them to collectord's stream (the receiver), to the server (the delivery loop, health reports)
 //! and to the status socket. [`memory`] is the one module with `unsafe` (an allocator setting).
@@ -13,6 +14,7 @@
 //! shipperd(8) from it).
 
 pub mod cli;
+pub mod outputs;
 pub mod sender;
 
 #[cfg(feature = "daemon")]

@@ -196,6 +196,30 @@ fn print_shipper(s: &Result<ShipperStatus, String>) {
     if !s.last_error.is_empty() {
         println!("  last error:  {}", escape_text(&s.last_error));
     }
+    if s.outputs.len() > 1 {
+        for o in &s.outputs {
+            println!(
+                "  output {:<6} {} {}: {} queued, {} sent, {} dropped, {} dead-lettered, last send {}{}",
+                o.name,
+                escape_text(&o.target),
+                o.state().name(),
+                o.queue_depth,
+                o.events_sent,
+                o.events_dropped,
+                o.events_dead_lettered,
+                if o.last_success_ns > 0 {
+                    sec_tracker_proto::json::rfc3339_seconds(o.last_success_ns)
+                } else {
+                    "never".into()
+                },
+                if o.last_error.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last error: {}", escape_text(&o.last_error))
+                }
+            );
+        }
+    }
     println!("  memory:      {} RSS", format_bytes(s.rss_bytes));
 }
 

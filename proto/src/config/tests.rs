@@ -179,3 +179,69 @@ fn metrics_listen_is_an_address_and_port_or_nothing() {
         );
     }
 }
+
+#[test]
+fn outputs_load_with_their_defaults() {
+    let c = Config::from_json_str(
+        r#"{"outputs": {
+            "syslog": {"address": "siem.example.com:6514", "facility": "local4"},
+            "otlp": {"url": "https://otel:4318/v1/logs", "headers": {"Authorization": "Bearer t0ken"}}
+        }}"#,
+    )
+    .unwrap();
+    let s = c.outputs.syslog.as_ref().unwrap();
+    assert_eq!(s.address, "siem.example.com:6514");
+    assert_eq!(s.facility, "local4");
+    assert_eq!(s.app_name, "sec-tracker");
+    assert_eq!(s.confirm_after, Duration::from_secs(2));
+    let o = c.outputs.otlp.as_ref().unwrap();
+    assert_eq!(o.headers[0].0, "authorization");
+    assert_eq!(o.headers[0].1.expose(), "Bearer t0ken");
+    // A header value is a secret: never in a debug print.
+    assert!(!format!("{c:?}").contains("t0ken"));
+    assert!(Config::default().outputs.syslog.is_none());
+}
+
+#[test]
+fn every_output_problem_is_named_by_its_key() {
+    let p = problems(
+        r#"{"outputs": {
+            "syslog": {"address": "no-port", "facility": "kernel", "app_name": "two words", "adress": 1},
+            "otlp": {"headers": {"bad header": "x", "x-ok": "line\nbreak"}},
+            "kafka": {}
+        }}"#,
+    );
+    let text = p.join("\n");
+    for expected in [
+        "outputs.syslog.address: \"no-port\" is not host:port",
+        "outputs.syslog.facility: \"kernel\" is not a facility",
+        "outputs.syslog.app_name:",
+        "outputs.syslog.adress: unknown key; did you mean \"address\"?",
+        "outputs.otlp.url: is required",
+        "outputs.otlp.headers.bad header: is not a valid HTTP header name",
+        "outputs.otlp.headers.x-ok: holds characters not allowed",
+        "outputs.kafka: unknown key",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // The header's value is not echoed back in the problem.
+    assert!(!text.contains("line"));
+}
+
+#[test]
+fn the_readmes_outputs_example_loads() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("\n## Outputs\n")
+        .nth(1)
+        .expect("the README has an Outputs section");
+    let section = section.split("\n## ").next().unwrap();
+    let example = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a JSON example in Outputs");
+    let c = Config::from_json_str(example).expect("the README's example");
+    assert!(c.outputs.syslog.is_some() && c.outputs.otlp.is_some());
+    assert_eq!(c.outputs.syslog.unwrap().address, "siem.example.com:6514");
+}

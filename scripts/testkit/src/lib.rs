@@ -11,6 +11,8 @@
 //!   comparison), and the attackers of the attack tests (`swap-race`).
 
 pub mod collectord;
+pub mod otlp;
+pub mod rsyslog;
 pub mod server;
 pub mod support;
 

@@ -444,7 +444,12 @@ impl TestServer {
     }
 }
 
-fn server_tls(cert: &TestCert, client_ca: Option<&str>) -> io::Result<Arc<rustls::ServerConfig>> {
+/// A TLS server configuration presenting `cert` (HTTP/1.1 by ALPN), requiring a client
+/// certificate from `client_ca` when given.
+pub fn server_tls(
+    cert: &TestCert,
+    client_ca: Option<&str>,
+) -> io::Result<Arc<rustls::ServerConfig>> {
     let err = |e: rustls::Error| io::Error::other(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())

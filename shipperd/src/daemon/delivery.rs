@@ -1,6 +1,7 @@
-//! queue → server. A batch is sent when it is full, or when the oldest waiting event has waited
-//! `agent.report_interval`; a deep queue is sent back to back, [`IN_FLIGHT`] batches at a time
-//! (one round trip per batch would cap throughput at batch size / round-trip time). An event
+//! queue → output (one loop per output, on its own queue). A batch is sent when it is full, or when the oldest waiting event has waited
+//! `agent.report_interval`; a deep queue is sent back to back, a few batches at a time
+//! ([`Output::max_in_flight`]: one round trip per batch would cap throughput at batch size /
+//! round-trip time). An event
 //! leaves the queue only when the server answered 2xx for its batch. What the server says decides
 //! what happens next:
 //!
@@ -25,22 +26,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Shared;
+use crate::outputs::Output;
 use crate::queue::{Batch, QueueError};
-use crate::sender::{Backoff, Outcome, Sender};
+use crate::sender::{Backoff, Outcome};
 use sec_tracker_proto::v1::ShipperState;
-
-/// Batches sent at the same time at most. Enough to keep the link busy while the server parses
-/// a batch; more only adds memory (a batch in flight is held whole).
-pub(super) const IN_FLIGHT: usize = 3;
 
 /// How long every sender waits after the queue failed to record a batch's outcome: the batch is
 /// sent again, and without a pause a failing disk would have it sent at network speed.
 const UNSETTLED_PAUSE: Duration = Duration::from_secs(1);
 
-pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
-    let batch_size = shared.config.server.batch_size as usize;
+pub(super) async fn run(shared: Arc<Shared>) {
+    let batch_size = shared.output.batch_size(&shared.config);
     let interval = shared.config.agent.report_interval;
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    // Enough to keep the link busy while the receiver handles a batch; more only adds memory
+    // (a batch in flight is held whole).
+    let in_flight = shared.output.max_in_flight();
+    let slots = Arc::new(Semaphore::new(in_flight));
     let gate = Arc::new(Gate::default());
     let mut senders = tokio::task::JoinSet::new();
     while !shared.shutdown.is_cancelled() {
@@ -49,14 +50,13 @@ pub(super) async fn run(shared: Arc<Shared>, sender: Arc<Sender>) {
             p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
         };
         // This loop holds one slot while it waits: the others are the batches in flight.
-        let others_idle = || slots.available_permits() + 1 == IN_FLIGHT;
+        let others_idle = || slots.available_permits() + 1 == in_flight;
         let Some(batch) = next_due_batch(&shared, batch_size, interval, others_idle).await else {
             continue;
         };
         shared.set_state_if_ok(ShipperState::Sending);
         senders.spawn(deliver(
             Arc::clone(&shared),
-            Arc::clone(&sender),
             Arc::clone(&gate),
             batch,
             permit,
@@ -138,13 +138,7 @@ async fn next_due_batch(
 
 /// Sends one batch until it is settled: delivered, split, or dead-lettered. Holds its slot
 /// meanwhile.
-async fn deliver(
-    shared: Arc<Shared>,
-    sender: Arc<Sender>,
-    gate: Arc<Gate>,
-    batch: Batch,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn deliver(shared: Arc<Shared>, gate: Arc<Gate>, batch: Batch, _slot: OwnedSemaphorePermit) {
     let interval = shared.config.agent.report_interval;
     let retry_max = shared.config.server.retry_max.max(1);
     let id = batch.batch_id.clone();
@@ -162,7 +156,8 @@ async fn deliver(
             shared.batches_resent.fetch_add(1, Ordering::Relaxed);
         }
         let started = Instant::now();
-        match sender.send_batch(&id, &payloads).await {
+        let output: &Output = &shared.output;
+        match output.send_batch(&id, &payloads).await {
             Outcome::Delivered => {
                 shared.send_seconds.observe(started.elapsed());
                 shared.batches_sent.fetch_add(1, Ordering::Relaxed);
@@ -175,34 +170,37 @@ async fn deliver(
                 } else if shared.state() != ShipperState::DiskError {
                     shared.set_state(ShipperState::Sending);
                 }
-                tracing::debug!(events = payloads.len(), took = ?started.elapsed(), "batch delivered");
+                tracing::debug!(output = output.name(), events = payloads.len(), took = ?started.elapsed(), "batch delivered");
                 return;
             }
             Outcome::Retry { after, reason } => {
                 attempts += 1;
                 shared.set_state(ShipperState::Retrying);
-                shared.set_error(format!("server: {reason}"));
+                shared.set_error(format!("{}: {reason}", output.name()));
                 if attempts % retry_max == 0 {
                     // Enough for this round: the batch stays queued and waits an interval.
-                    tracing::warn!(attempts, reason = %reason, "batch not delivered; it stays queued and is retried in {}", humantime::format_duration(interval));
+                    tracing::warn!(output = output.name(), attempts, reason = %reason, "batch not delivered; it stays queued and is retried in {}", humantime::format_duration(interval));
                     gate.failure(after.unwrap_or_default().max(interval));
                 } else {
                     let wait = gate.failure(after.unwrap_or_default());
-                    tracing::info!(attempt = attempts, reason = %reason, retry_in = ?wait, "batch not delivered; retrying");
+                    tracing::info!(output = output.name(), attempt = attempts, reason = %reason, retry_in = ?wait, "batch not delivered; retrying");
                 }
             }
             Outcome::TlsFailure { reason } => {
                 attempts += 1;
                 shared.set_state(ShipperState::Retrying);
                 shared.set_error(format!("TLS: {reason}"));
-                tracing::error!(reason = %reason, "TLS to the server failed: nothing was sent");
+                tracing::error!(output = output.name(), reason = %reason, "TLS to {} failed: nothing was sent", output.peer());
                 gate.failure(Duration::from_secs(5));
             }
             Outcome::Unauthorized { status, reason } => {
                 attempts += 1;
                 shared.set_state(ShipperState::PausedAuth);
-                shared.set_error(format!("server refused the API key ({status}): {reason}"));
-                tracing::error!(status, reason = %reason, "the server refused the API key; sending is paused, events are kept");
+                shared.set_error(format!(
+                    "{} refused our credentials ({status}): {reason}",
+                    output.peer()
+                ));
+                tracing::error!(output = output.name(), status, reason = %reason, "{} refused {}; sending is paused, events are kept", output.peer(), output.credentials());
                 gate.pause(interval);
             }
             Outcome::TooLarge => {
@@ -231,8 +229,11 @@ async fn deliver(
                 return;
             }
             Outcome::Rejected { status, reason } => {
-                tracing::error!(status, reason = %reason, events = payloads.len(), "the server rejected a batch: set aside in the dead-letter table");
-                shared.set_error(format!("server rejected a batch ({status}): {reason}"));
+                tracing::error!(output = output.name(), status, reason = %reason, events = payloads.len(), "{} rejected a batch: set aside in the dead-letter table", output.peer());
+                shared.set_error(format!(
+                    "{} rejected a batch ({status}): {reason}",
+                    output.peer()
+                ));
                 let batch_id = id.clone();
                 if let Err(e) = shared
                     .with_queue(move |q| q.dead_letter(&batch_id, status, &reason))

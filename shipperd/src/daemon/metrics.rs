@@ -24,11 +24,16 @@ const MAX_CONNECTIONS: usize = 8;
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener, collector_socket: PathBuf) {
+pub(super) async fn serve(
+    lanes: Vec<Arc<Shared>>,
+    listener: TcpListener,
+    collector_socket: PathBuf,
+) {
+    let shared = Arc::new(lanes);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shared[0].shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
         let stream = match accepted {
@@ -60,7 +65,7 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener, collector_
 }
 
 async fn answer(
-    shared: &Shared,
+    shared: &[Arc<Shared>],
     collector_socket: &Path,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {

@@ -1,6 +1,7 @@
-//! The running daemon: the receiver (collectord → queue), the delivery loop (queue → server),
-//! health reports, the status socket and the opt-in metrics listener, sharing one [`Shared`]
-//! state.
+//! The running daemon: the receiver (collectord → queues), a delivery loop per output (its
+//! queue → the management server, syslog or OTLP), health reports, the status socket and the
+//! opt-in metrics listener. Each output is a lane ([`Shared`]) with its own durable queue,
+//! cursor, state and counters, so an output that is down holds back only itself.
 
 mod delivery;
 mod health;
@@ -21,8 +22,8 @@ use sec_tracker_proto::Config;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::outputs::Output;
 use crate::queue::{Queue, QueueError};
-use crate::sender::Sender;
 
 pub struct Options {
     pub collector_socket: PathBuf,
@@ -86,9 +87,10 @@ impl QueueThread {
     }
 }
 
-/// What the tasks share.
+/// One output's lane: what its tasks share. The receiver writes to every lane.
 pub struct Shared {
     pub config: Arc<Config>,
+    pub output: Output,
     pub queue: QueueThread,
     pub queue_path: PathBuf,
     pub started: Instant,
@@ -152,30 +154,112 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     let mut signals = StopSignals::install()
         .context("installing the signal handlers")
         .map_err(Error::Other)?;
-    if config.server.url.trim().is_empty() {
+    warn_if_world_readable(&config, options.config_path.as_deref());
+    let outputs = Output::all(&config).map_err(|e| Error::Config(anyhow::Error::new(e)))?;
+    if outputs.is_empty() {
         return Err(Error::Config(anyhow::anyhow!(
-            "server.url is not set: shipperd has nowhere to send (set it in the config file)"
+            "server.url is not set and no other output is configured: shipperd has nowhere to \
+             send (set server.url, outputs.syslog or outputs.otlp in the config file)"
         )));
     }
-    warn_if_world_readable(&config, options.config_path.as_deref());
-    let sender = Sender::new(&config).map_err(|e| Error::Config(anyhow::Error::new(e)))?;
     let dir = options.state_dir.join("shipperd");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the state directory {}", dir.display()))
         .map_err(Error::Other)?;
-    let queue_path = dir.join("queue.db");
+    let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
+    let mut lanes = Vec::new();
+    for output in outputs {
+        lanes.push(Arc::new(open_lane(
+            output,
+            &dir,
+            Arc::clone(&config),
+            shutdown.clone(),
+        )?));
+    }
+    let primary = Arc::clone(&lanes[0]);
+
+    let status_server = status::serve(lanes.clone(), &options.socket).map_err(Error::Other)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(receiver::run(
+        lanes.clone(),
+        options.collector_socket.clone(),
+    ));
+    for lane in &lanes {
+        tasks.spawn(delivery::run(Arc::clone(lane)));
+    }
+    if lanes.iter().any(|l| matches!(l.output, Output::Server(_))) {
+        tasks.spawn(health::run(lanes.clone(), options.collector_socket.clone()));
+    }
+    if let Some(addr) = config.agent.metrics_listen {
+        // Opt-in. A port that cannot be had is said loudly, and delivery goes on without it.
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(address = %addr, "serving metrics at /metrics");
+                tasks.spawn(metrics::serve(
+                    lanes.clone(),
+                    listener,
+                    options.collector_socket.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot serve metrics (agent.metrics_listen)")
+            }
+        }
+    }
+    let targets: Vec<String> = lanes
+        .iter()
+        .map(|l| format!("{} {}", l.output.name(), l.output.target()))
+        .collect();
+    tracing::info!(
+        outputs = %targets.join(", "),
+        collector = %options.collector_socket.display(),
+        queue = %primary.queue_path.display(),
+        "shipperd running"
+    );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let name = signals.recv().await;
+    tracing::info!("{name}: stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    shutdown.cancel();
+    let drained = tokio::time::timeout(options.drain_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "tasks did not stop within {:?}; what they held is still in the queue",
+            options.drain_timeout
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), status_server).await;
+    tracing::info!("shipperd stopped");
+    Ok(())
+}
+
+/// Opens an output's queue (`<state>/shipperd/<queue_file>`) and its lane.
+fn open_lane(
+    output: Output,
+    dir: &std::path::Path,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) -> Result<Shared, Error> {
+    let queue_path = dir.join(output.queue_file());
     let (queue, report) = Queue::open(&queue_path, config.agent.max_queue_size)
         .with_context(|| format!("opening the queue {}", queue_path.display()))
         .map_err(Error::Other)?;
     if let Some(aside) = &report.moved_aside {
         tracing::error!(
+            output = output.name(),
             moved_to = %aside.display(),
             problem = report.problem.as_deref().unwrap_or(""),
             "the queue was corrupt: it was moved aside and a new one started"
         );
     }
-    let shared = Arc::new(Shared {
-        config: Arc::new(config),
+    Ok(Shared {
+        config,
+        output,
         queue: QueueThread::start(queue).map_err(Error::Other)?,
         queue_path,
         started: Instant::now(),
@@ -195,64 +279,8 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         batches_resent: AtomicU64::new(0),
         send_seconds: LatencyHistogram::default(),
         queued: Notify::new(),
-        shutdown: CancellationToken::new(),
-    });
-
-    let status_server =
-        status::serve(Arc::clone(&shared), &options.socket).map_err(Error::Other)?;
-    let sender = Arc::new(sender);
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(receiver::run(
-        Arc::clone(&shared),
-        options.collector_socket.clone(),
-    ));
-    tasks.spawn(delivery::run(Arc::clone(&shared), Arc::clone(&sender)));
-    tasks.spawn(health::run(
-        Arc::clone(&shared),
-        Arc::clone(&sender),
-        options.collector_socket.clone(),
-    ));
-    if let Some(addr) = shared.config.agent.metrics_listen {
-        // Opt-in. A port that cannot be had is said loudly, and delivery goes on without it.
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                tracing::info!(address = %addr, "serving metrics at /metrics");
-                tasks.spawn(metrics::serve(
-                    Arc::clone(&shared),
-                    listener,
-                    options.collector_socket.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::error!(address = %addr, error = %e, "cannot serve metrics (agent.metrics_listen)")
-            }
-        }
-    }
-    tracing::info!(
-        server = %shared.config.server.url,
-        collector = %options.collector_socket.display(),
-        queue = %shared.queue_path.display(),
-        "shipperd running"
-    );
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-
-    let name = signals.recv().await;
-    tracing::info!("{name}: stopping");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    shared.shutdown.cancel();
-    let drained = tokio::time::timeout(options.drain_timeout, async {
-        while tasks.join_next().await.is_some() {}
+        shutdown,
     })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "tasks did not stop within {:?}; what they held is still in the queue",
-            options.drain_timeout
-        );
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), status_server).await;
-    tracing::info!("shipperd stopped");
-    Ok(())
 }
 
 /// The config is readable by the readers' group (it must be: `watch` reads it): the API key

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use super::Shared;
 
 struct StatusService {
-    shared: Arc<Shared>,
+    lanes: Vec<Arc<Shared>>,
 }
 
 #[tonic::async_trait]
@@ -23,22 +23,23 @@ impl Shipper for StatusService {
         &self,
         _req: Request<ShipperStatusRequest>,
     ) -> Result<Response<ShipperStatus>, Status> {
-        Ok(Response::new(super::health::snapshot(&self.shared).await))
+        Ok(Response::new(super::health::snapshot(&self.lanes).await))
     }
 }
 
 /// Serves until shutdown; the task removes the socket when it ends.
 pub(super) fn serve(
-    shared: Arc<Shared>,
+    lanes: Vec<Arc<Shared>>,
     socket: &Path,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let shared = Arc::clone(&lanes[0]);
     let policy = PeerPolicy::new(LocalService::Shipper, &shared.config.agent.socket_group);
     let staged = socket::bind(socket, LocalService::Shipper, policy.group_gid())
         .context("binding the status socket")?;
     let (listener, published) = staged.publish()?;
     let listener = socket::into_tokio(listener).context("registering the status socket")?;
     let stop = shared.shutdown.clone();
-    let service = ShipperServer::with_interceptor(StatusService { shared }, policy);
+    let service = ShipperServer::with_interceptor(StatusService { lanes }, policy);
     Ok(tokio::spawn(async move {
         let r = tonic::transport::Server::builder()
             .add_service(service)

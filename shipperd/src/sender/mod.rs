@@ -10,7 +10,7 @@
 //! `test-connection` checks (DNS, TCP, TLS to the server) is what delivery uses.
 
 mod retry_after;
-mod tls;
+pub mod tls;
 
 pub use retry_after::parse_retry_after;
 pub use sec_tracker_proto::backoff::{Backoff, MAX_RETRY_AFTER};
@@ -66,7 +66,7 @@ pub enum SenderError {
     },
     #[error("{key} {}: {problem}", path.display())]
     File {
-        key: &'static str,
+        key: String,
         path: PathBuf,
         problem: String,
     },
@@ -201,7 +201,7 @@ fn api_key(config: &Config) -> Result<(Secret, KeySource), SenderError> {
     } else if let Some(path) = &server.api_key_file {
         let source = KeySource::File(path.clone());
         let text = std::fs::read(path).map_err(|e| SenderError::File {
-            key: "server.api_key_file",
+            key: "server.api_key_file".into(),
             path: path.clone(),
             problem: format!("cannot read: {e}"),
         })?;

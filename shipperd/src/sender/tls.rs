@@ -13,19 +13,51 @@ use sec_tracker_proto::config::ServerConfig;
 
 use super::SenderError;
 
+/// The trust and identity files of one TLS client, and the config section they come from (for
+/// messages: `server.ca_file`, `outputs.syslog.client_key`).
+pub struct TlsFiles<'a> {
+    pub section: &'a str,
+    pub ca_file: Option<&'a Path>,
+    pub client_cert: Option<&'a Path>,
+    pub client_key: Option<&'a Path>,
+}
+
+impl<'a> TlsFiles<'a> {
+    pub fn of_server(server: &'a ServerConfig) -> Self {
+        TlsFiles {
+            section: "server",
+            ca_file: server.ca_file.as_deref(),
+            client_cert: server.client_cert.as_deref(),
+            client_key: server.client_key.as_deref(),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.section)
+    }
+}
+
 /// TLS 1.3 and 1.2 with the ring provider; system roots plus `server.ca_file`; optional client
 /// certificate. Certificates and host names are always verified.
-pub(super) fn client_config(server: &ServerConfig) -> Result<Arc<ClientConfig>, SenderError> {
+pub(crate) fn client_config(server: &ServerConfig) -> Result<Arc<ClientConfig>, SenderError> {
+    client_config_for(&TlsFiles::of_server(server), &[b"h2", b"http/1.1"])
+}
+
+/// The same for any section's files, offering `alpn` (none for syslog).
+pub fn client_config_for(
+    files: &TlsFiles<'_>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, SenderError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (system, _unparsable) = roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &server.ca_file {
-        let certs = read_certs("server.ca_file", path)?;
+    if let Some(path) = files.ca_file {
+        let certs = read_certs(files.key("ca_file"), path)?;
         for (i, cert) in certs.into_iter().enumerate() {
             roots.add(cert).map_err(|e| SenderError::File {
-                key: "server.ca_file",
-                path: path.clone(),
+                key: files.key("ca_file"),
+                path: path.to_owned(),
                 problem: format!("certificate #{} is not a usable CA certificate: {e}", i + 1),
             })?;
         }
@@ -33,7 +65,8 @@ pub(super) fn client_config(server: &ServerConfig) -> Result<Arc<ClientConfig>, 
     if roots.is_empty() {
         tracing::warn!(
             errors = ?native.errors,
-            "no trusted CA certificates: the system store is empty and server.ca_file is not set; \
+            section = files.section,
+            "no trusted CA certificates: the system store is empty and ca_file is not set; \
              every server certificate will be refused"
         );
     } else {
@@ -47,33 +80,36 @@ pub(super) fn client_config(server: &ServerConfig) -> Result<Arc<ClientConfig>, 
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| SenderError::Tls(e.to_string()))?
         .with_root_certificates(roots);
-    let mut config = match (&server.client_cert, &server.client_key) {
+    let mut config = match (files.client_cert, files.client_key) {
         (Some(cert_path), Some(key_path)) => {
-            let chain = read_certs("server.client_cert", cert_path)?;
-            let key = read_key(key_path)?;
+            let chain = read_certs(files.key("client_cert"), cert_path)?;
+            let key = read_key(files.key("client_key"), key_path)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| SenderError::File {
-                    key: "server.client_key",
-                    path: key_path.clone(),
+                    key: files.key("client_key"),
+                    path: key_path.to_owned(),
                     problem: format!(
-                        "cannot be used with server.client_cert {}: {e}",
+                        "cannot be used with {} {}: {e}",
+                        files.key("client_cert"),
                         cert_path.display()
                     ),
                 })?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => {
-            return Err(SenderError::Tls(
-                "server.client_cert and server.client_key go together: set both or neither".into(),
-            ))
+            return Err(SenderError::Tls(format!(
+                "{} and {} go together: set both or neither",
+                files.key("client_cert"),
+                files.key("client_key")
+            )))
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
-fn read_pem_file(key: &'static str, path: &Path) -> Result<Vec<u8>, SenderError> {
+fn read_pem_file(key: String, path: &Path) -> Result<Vec<u8>, SenderError> {
     std::fs::read(path).map_err(|e| SenderError::File {
         key,
         path: path.to_owned(),
@@ -81,12 +117,12 @@ fn read_pem_file(key: &'static str, path: &Path) -> Result<Vec<u8>, SenderError>
     })
 }
 
-fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, SenderError> {
-    let pem = read_pem_file(key, path)?;
+fn read_certs(key: String, path: &Path) -> Result<Vec<CertificateDer<'static>>, SenderError> {
+    let pem = read_pem_file(key.clone(), path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SenderError::File {
-            key,
+            key: key.clone(),
             path: path.to_owned(),
             problem: format!("is not a valid PEM file: {e}"),
         })?;
@@ -100,10 +136,10 @@ fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'stat
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SenderError> {
-    let pem = read_pem_file("server.client_key", path)?;
+fn read_key(key: String, path: &Path) -> Result<PrivateKeyDer<'static>, SenderError> {
+    let pem = read_pem_file(key.clone(), path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| SenderError::File {
-        key: "server.client_key",
+        key,
         path: path.to_owned(),
         problem: match e {
             rustls::pki_types::pem::Error::NoItemsFound => {
@@ -116,7 +152,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SenderError> {
 
 /// Every error in a chain, looking inside `io::Error`s too (whose `source()` skips the error
 /// they wrap, which is where rustls puts its own).
-pub(super) fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+pub(crate) fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
     let mut out = Vec::new();
     let mut next = Some(e);
     while let Some(cur) = next {
@@ -130,18 +166,18 @@ pub(super) fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdErro
     out
 }
 
-pub(super) fn find<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+pub(crate) fn find<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     chain(e).into_iter().find_map(|e| e.downcast_ref::<T>())
 }
 
-pub(super) fn io_kind(e: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
+pub(crate) fn io_kind(e: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
     chain(e)
         .into_iter()
         .find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
 }
 
 /// The chain as one line, each message once.
-pub(super) fn chain_text(e: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in chain(e) {
         let s = e.to_string();
@@ -154,7 +190,7 @@ pub(super) fn chain_text(e: &(dyn StdError + 'static)) -> String {
 
 /// A reqwest error's causes as one line, without reqwest's own "error sending request for url
 /// (…)" and hyper's "client error (…)" wrappers.
-pub(super) fn detail_text(e: &reqwest::Error) -> String {
+pub(crate) fn detail_text(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = e.source();
     while let Some(cur) = next {
@@ -189,7 +225,7 @@ fn bare_name(s: &str) -> &str {
 }
 
 /// A rustls error as a sentence about `host`. `ca_file`: the configured extra CA file, if any.
-pub(super) fn describe(err: &rustls::Error, host: &str, ca_file: Option<&Path>) -> String {
+pub(crate) fn describe(err: &rustls::Error, host: &str, ca_file: Option<&Path>) -> String {
     use rustls::Error as E;
     match err {
         E::InvalidCertificate(cert) => describe_cert(cert, host, ca_file),

@@ -103,6 +103,28 @@ impl Stack {
         stack
     }
 
+    /// Adds `outputs` (the config's `outputs` section) to shipperd's config; call before
+    /// starting shipperd.
+    pub(crate) fn set_outputs(&self, outputs: Value) {
+        let mut cfg: Value = serde_json::from_slice(&std::fs::read(&self.config).unwrap()).unwrap();
+        cfg["outputs"] = outputs;
+        std::fs::write(&self.config, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    }
+
+    /// shipperd's status, read from its socket.
+    pub(crate) async fn shipper_status(&self) -> sec_tracker_proto::v1::ShipperStatus {
+        use sec_tracker_proto::local::client;
+        use sec_tracker_proto::v1::shipper_client::ShipperClient;
+        let channel = client::connect(&self.status_socket(), &client::Trust::shipper("nobody"))
+            .await
+            .unwrap();
+        ShipperClient::new(channel)
+            .status(sec_tracker_proto::v1::ShipperStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("shipper-state")
     }
