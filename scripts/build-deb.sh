@@ -43,16 +43,27 @@ elif [ "$missing" = 1 ]; then
   cargo build --release --locked -p collectord -p shipperd -p sec-trackerctl --bins >&2
 fi
 # Man pages and completions from the sec-trackerctl being packaged (the assets under
-# target/release/package-docs in ctl/Cargo.toml).
+# target/release/package-docs in ctl/Cargo.toml). Another architecture's binary runs under
+# qemu-user (qemu-aarch64 with the cross libc in /usr/aarch64-linux-gnu) when this machine
+# cannot run it itself: the pages are the same on every architecture.
 DOCS=$RELEASE/package-docs
 rm -rf "$DOCS"
 mkdir -p "$DOCS/completions"
-"$RELEASE/sec-trackerctl" manpages "$DOCS/man" >/dev/null
+CTL=("$RELEASE/sec-trackerctl")
+arch=${TRIPLE%%-*}
+if [ -n "$TRIPLE" ] && [ "$arch" != "$(uname -m)" ]; then
+  command -v "qemu-$arch" >/dev/null || {
+    echo "build-deb.sh: $TRIPLE's sec-trackerctl needs qemu-$arch to render the man pages: apt-get install qemu-user" >&2
+    exit 1
+  }
+  CTL=("qemu-$arch" -L "/usr/$arch-linux-gnu" "$RELEASE/sec-trackerctl")
+fi
+"${CTL[@]}" manpages "$DOCS/man" >/dev/null
 # gzipped as Debian wants them, without a timestamp so that a rebuild gives the same bytes.
 gzip -9n "$DOCS"/man/man*/*
-"$RELEASE/sec-trackerctl" completions bash >"$DOCS/completions/sec-trackerctl"
-"$RELEASE/sec-trackerctl" completions zsh >"$DOCS/completions/_sec-trackerctl"
-"$RELEASE/sec-trackerctl" completions fish >"$DOCS/completions/sec-trackerctl.fish"
+"${CTL[@]}" completions bash >"$DOCS/completions/sec-trackerctl"
+"${CTL[@]}" completions zsh >"$DOCS/completions/_sec-trackerctl"
+"${CTL[@]}" completions fish >"$DOCS/completions/sec-trackerctl.fish"
 # --no-build: the three binaries come from the workspace build above, not only ctl's.
 # cargo-deb prints the paths of the .deb and the .ddeb (debug symbols) it wrote on stdout.
 # With --target, cargo-deb reads the assets' target/release/ as target/TRIPLE/release/.

@@ -13,7 +13,10 @@
 #     most), the SELinux module inside it (semodule_unpackage, its file contexts), and its
 #     scriptlets run for real by rpm --root in the Debian 11 root file system: install (user,
 #     config's group and mode, API key, state, the seed's name), erase;
-#   * lintian on the .deb: no error or warning but the ones its overrides explain.
+#   * lintian on the .deb: no error or warning but the ones its overrides explain;
+#   * the aarch64 artifacts: AArch64 code asking for glibc 2.17 at most, running under qemu-user
+#     (--version, snapshot --json, config-check of a good and a bad config), the arm64 .deb's
+#     control fields and contents, the aarch64 .rpm's architecture and file list.
 # Prints one `ok` / `FAIL` line per check, then `N passed, M failed`; exits non-zero on a failure.
 #
 #   sudo scripts/test-release.sh [--dist DIR]   (default: dist/ in cargo's target directory,
@@ -31,8 +34,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "test-release.sh: run as root" >&2; exit 2; }
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-for t in debootstrap objdump unshare chroot rpm rpm2cpio cpio semodule_unpackage lintian; do
-  command -v $t >/dev/null || { echo "test-release.sh: $t is missing (apt-get install debootstrap binutils util-linux rpm cpio semodule-utils lintian)" >&2; exit 2; }
+for t in debootstrap objdump readelf unshare chroot rpm rpm2cpio cpio semodule_unpackage lintian qemu-aarch64; do
+  command -v $t >/dev/null || { echo "test-release.sh: $t is missing (apt-get install debootstrap binutils util-linux rpm cpio semodule-utils lintian qemu-user libc6-arm64-cross)" >&2; exit 2; }
 done
 TARGET_DIR=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 if [ -z "$DIST" ]; then
@@ -222,11 +225,60 @@ eq "rpm -e exits 0" "$rc" 0
 check "erase removed the binaries and the seed's name" sh -c "! ls '$BULLSEYE'/usr/local/bin/collectord '$BULLSEYE'/usr/local/bin/sec-tracker 2>/dev/null | grep -q ."
 check "erase kept the queue, as the RHEL family does" test -d "$BULLSEYE/var/lib/sec-tracker/shipperd"
 
+# ---- aarch64, under qemu-user -------------------------------------------------------------------
+ARM_TARBALL=$(ls "$DIST"/sec-tracker-*-aarch64-linux-gnu.tar.gz 2>/dev/null | head -n 1)
+ARM_DEB=$(ls "$DIST"/sec-tracker_*_arm64.deb 2>/dev/null | head -n 1)
+ARM_RPM=$(ls "$DIST"/sec-tracker-*.aarch64.rpm 2>/dev/null | head -n 1)
+check "there is an aarch64 tarball, .deb and .rpm" test -f "$ARM_TARBALL" -a -f "$ARM_DEB" -a -f "$ARM_RPM"
+if [ -f "$ARM_TARBALL" ] && [ -f "$ARM_DEB" ] && [ -f "$ARM_RPM" ]; then
+  mkdir -p "$WORK/arm" "$WORK/arm-deb"
+  tar -xzf "$ARM_TARBALL" -C "$WORK/arm"
+  ARM=$(ls -d "$WORK"/arm/sec-tracker-*/ | head -n 1)
+  ARM=${ARM%/}
+  QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+  for b in collectord shipperd sec-trackerctl; do
+    eq "aarch64 $b is AArch64 code" "$(readelf -h "$ARM/bin/$b" | sed -n 's/^ *Machine: *//p')" AArch64
+    need=$(readelf --dyn-syms -W "$ARM/bin/$b" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+    check "aarch64 $b needs glibc 2.17 at most (GLIBC_${need:-none})" at_most "${need:-0}" 2.17
+    out=$("${QEMU[@]}" "$ARM/bin/$b" --version 2>&1)
+    check "aarch64 $b --version runs under qemu-user ($out)" sh -c "printf '%s' \"\$1\" | grep -q '^$b [0-9]'" sh "$out"
+  done
+  "${QEMU[@]}" "$ARM/bin/sec-trackerctl" snapshot --json >"$WORK/arm-snapshot.json" 2>"$WORK/arm-snapshot.err"
+  check "aarch64 snapshot --json under qemu-user: this host's name, CPUs, memory" python3 - "$WORK/arm-snapshot.json" <<'EOF2'
+import json, os, sys
+s = json.load(open(sys.argv[1]))
+assert s["hostname"] == os.uname().nodename, s["hostname"]
+assert s["cpu_info"]["cores"] == os.cpu_count(), s["cpu_info"]
+assert s["memory_info"]["total"] > 0 and s["uptime_seconds"] > 0, s
+EOF2
+  out=$("${QEMU[@]}" "$ARM/bin/sec-trackerctl" config-check --config "$ARM/scripts/deb/config.json" 2>&1)
+  check "aarch64 config-check of the packaged config: valid" sh -c "printf '%s' \"\$1\" | grep -q ': valid\$'" sh "$out"
+  printf '{"agent": {"bufer_size": 1}, "outputs": {"syslog": {"address": "nope"}}}' >"$WORK/bad.json"
+  out=$("${QEMU[@]}" "$ARM/bin/sec-trackerctl" config-check --config "$WORK/bad.json" 2>&1); rc=$?
+  eq "aarch64 config-check of a bad config exits 1" "$rc" 1
+  check "and names each problem's key" sh -c "printf '%s' \"\$1\" | grep -q 'agent.bufer_size: unknown key; did you mean \"buffer_size\"' && printf '%s' \"\$1\" | grep -q 'outputs.syslog.address'" sh "$out"
+  eq "the arm64 .deb's architecture" "$(dpkg-deb -f "$ARM_DEB" Architecture)" arm64
+  check "the arm64 .deb depends on libc6 >= 2.17 ($(dpkg-deb -f "$ARM_DEB" Depends))" \
+    sh -c "dpkg-deb -f '$ARM_DEB' Depends | grep -q 'libc6 (>= 2.17)'"
+  dpkg-deb -x "$ARM_DEB" "$WORK/arm-deb"
+  for f in usr/local/bin/collectord usr/local/bin/shipperd usr/local/bin/sec-trackerctl \
+           usr/share/man/man1/sec-trackerctl.1.gz usr/share/bash-completion/completions/sec-trackerctl; do
+    check "the arm64 .deb has /$f" test -s "$WORK/arm-deb/$f"
+  done
+  eq "the arm64 .deb's collectord is AArch64 code" "$(readelf -h "$WORK/arm-deb/usr/local/bin/collectord" | sed -n 's/^ *Machine: *//p')" AArch64
+  eq "the aarch64 .rpm's architecture" "$(rpm -qp --qf '%{ARCH}' "$ARM_RPM" 2>/dev/null)" aarch64
+  files=$(rpm -qlp "$ARM_RPM" 2>/dev/null)
+  for f in /usr/local/bin/collectord /usr/local/bin/sec-trackerctl /usr/share/selinux/packages/sec_tracker.pp \
+           /usr/lib/systemd/system/sec-tracker-shipperd.service; do
+    check "aarch64 rpm -qlp lists $f" sh -c "printf '%s\n' \"\$1\" | grep -qx '$f'" sh "$files"
+  done
+fi
+
 # ---- lintian ------------------------------------------------------------------------------------
 # Errors and warnings only; the package's overrides file says why each remaining tag stands.
-lintian --fail-on none --suppress-tags-from-file /dev/null "$DEB" >"$WORK/lintian.txt" 2>&1
+lintian --fail-on none --suppress-tags-from-file /dev/null "$DEB" ${ARM_DEB:+"$ARM_DEB"} >"$WORK/lintian.txt" 2>&1
 tags=$(grep -E '^[EW]: ' "$WORK/lintian.txt")
-check "lintian: no error or warning on the .deb" test -z "$tags"
+check "lintian: no error or warning on the .debs (amd64, arm64)" test -z "$tags"
 [ -z "$tags" ] || printf '%s\n' "$tags" | head -n 20
 overridden=$(lintian --fail-on none --show-overrides "$DEB" 2>/dev/null | grep -c '^O: ')
 echo "     ($overridden tags overridden, each explained in scripts/deb/lintian-overrides)"
