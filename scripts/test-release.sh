@@ -21,19 +21,43 @@
 #
 #   sudo scripts/test-release.sh [--dist DIR]   (default: dist/ in cargo's target directory,
 #                                                made by scripts/release.sh when missing)
+#   sudo scripts/test-release.sh --rootfs-only  (only builds the Debian 11 root file system: CI
+#                                                starts it while it compiles)
 # Env:   BULLSEYE=/var/tmp/sec-tracker-bullseye-rootfs (built once with debootstrap, then reused)
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIST=""
+ROOTFS_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dist) DIST=${2:?--dist needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rootfs-only) ROOTFS_ONLY=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test-release.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "test-release.sh: run as root" >&2; exit 2; }
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+BULLSEYE=${BULLSEYE:-/var/tmp/sec-tracker-bullseye-rootfs}
+# Debian 11's root file system, made once (.complete says debootstrap finished).
+build_bullseye() {
+  [ -x "$BULLSEYE/usr/bin/dpkg" ] && [ -e "$BULLSEYE/.complete" ] && return 0
+  local log
+  log=$(mktemp /tmp/sec-tracker-debootstrap-bullseye.XXXXXX)
+  rm -rf "$BULLSEYE"
+  mkdir -p "$BULLSEYE"
+  echo "building $BULLSEYE (debootstrap bullseye) ..."
+  if ! debootstrap --variant=minbase --include=adduser,passwd bullseye "$BULLSEYE" http://deb.debian.org/debian \
+    >"$log" 2>&1; then
+    tail -n 20 "$log"; rm -rf "$BULLSEYE" "$log"; return 1
+  fi
+  rm -f "$log"
+  touch "$BULLSEYE/.complete"
+}
+if [ "$ROOTFS_ONLY" = 1 ]; then
+  command -v debootstrap >/dev/null || { echo "test-release.sh: debootstrap is missing (apt-get install debootstrap)" >&2; exit 2; }
+  build_bullseye; exit
+fi
 for t in debootstrap objdump readelf unshare chroot rpm rpm2cpio cpio semodule_unpackage lintian qemu-aarch64; do
   command -v $t >/dev/null || { echo "test-release.sh: $t is missing (apt-get install debootstrap binutils util-linux rpm cpio semodule-utils lintian qemu-user libc6-arm64-cross)" >&2; exit 2; }
 done
@@ -49,7 +73,6 @@ RPM=$(ls "$DIST"/sec-tracker-*.x86_64.rpm 2>/dev/null | head -n 1)
 # The plain build, to show what the artifacts fix (built by .ci/run and install.sh).
 HOST_CTL=$TARGET_DIR/release/sec-trackerctl
 
-BULLSEYE=${BULLSEYE:-/var/tmp/sec-tracker-bullseye-rootfs}
 WORK=$(mktemp -d /tmp/sec-tracker-test-release.XXXXXX)
 passed=0 failed=0
 ok() { echo "ok   $*"; passed=$((passed + 1)); }
@@ -106,14 +129,7 @@ check ".deb's libc6 dependency is at most 2.17 ($depends)" \
   sh -c "v=\$(printf '%s' '$depends' | grep -o 'libc6 (>= [0-9.]*' | grep -o '[0-9.]*\$'); [ -n \"\$v\" ] && [ \"\$(printf '%s\n2.17\n' \"\$v\" | sort -V | tail -n 1)\" = 2.17 ]"
 
 # ---- Debian 11 (bullseye, glibc 2.31) ----------------------------------------------------------
-if [ ! -x "$BULLSEYE/usr/bin/dpkg" ] || [ ! -e "$BULLSEYE/.complete" ]; then
-  rm -rf "$BULLSEYE"
-  mkdir -p "$BULLSEYE"
-  echo "building $BULLSEYE (debootstrap bullseye) ..."
-  debootstrap --variant=minbase --include=adduser,passwd bullseye "$BULLSEYE" http://deb.debian.org/debian \
-    >"$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log"; rm -rf "$BULLSEYE"; exit 2; }
-  touch "$BULLSEYE/.complete"
-fi
+build_bullseye || exit 2
 # A command in the chroot with its own /proc, /sys and /dev, gone with the mount namespace.
 in_bullseye() {
   unshare --mount --fork sh -c '

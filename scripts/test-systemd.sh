@@ -12,15 +12,19 @@
 # Usage: sudo scripts/test-systemd.sh [--bin-dir DIR]
 #   DIR: collectord, shipperd, sec-trackerctl and test-server (default target/release; built with
 #   `cargo build --release` when missing).
+#        sudo scripts/test-systemd.sh --rootfs-only   (only builds the root file system: CI starts
+#   it while it compiles)
 # Env:   ROOTFS=/var/tmp/sec-tracker-systemd-rootfs (built once with debootstrap, then reused)
 # Needs: root, debootstrap and systemd-container (apt-get install debootstrap systemd-container).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=$REPO/target/release
+ROOTFS_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rootfs-only) ROOTFS_ONLY=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test-systemd.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -29,11 +33,33 @@ export PATH="$PATH:/usr/sbin:/sbin"
 for t in debootstrap systemd-nspawn nsenter; do
   command -v $t >/dev/null || { echo "test-systemd.sh: $t is missing (apt-get install debootstrap systemd-container)" >&2; exit 2; }
 done
+ROOTFS=${ROOTFS:-/var/tmp/sec-tracker-systemd-rootfs}
+# Debian minbase with systemd, this machine's release from its mirror, made once (the host name
+# is written last: it says debootstrap finished).
+build_rootfs() {
+  [ -x "$ROOTFS/lib/systemd/systemd" ] && [ -s "$ROOTFS/etc/hostname" ] &&
+    [ "$(cat "$ROOTFS/etc/hostname")" = st-systemd-test ] && return 0
+  local mirror suite log
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?([[:space:]]|$)' | head -1 | tr -d '[:space:]')
+  suite=$(. /etc/os-release; echo "$VERSION_CODENAME")
+  log=$(mktemp /tmp/sec-tracker-debootstrap-systemd.XXXXXX)
+  echo "building $ROOTFS ($suite from ${mirror:-?}) ..."
+  rm -rf "$ROOTFS"
+  mkdir -p "$ROOTFS"
+  if ! debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,libcap2-bin,procps,passwd,util-linux,iproute2,ca-certificates \
+    "$suite" "$ROOTFS" "$mirror" >"$log" 2>&1; then
+    tail -n 20 "$log"; rm -rf "$ROOTFS" "$log"; return 1
+  fi
+  rm -f "$log"
+  echo st-systemd-test >"$ROOTFS/etc/hostname"
+}
+if [ "$ROOTFS_ONLY" = 1 ]; then build_rootfs; exit; fi
 for b in collectord shipperd sec-trackerctl test-server; do
   [ -x "$BIN_DIR/$b" ] || (cd "$REPO" && cargo build --release --locked --bins -q) || exit 2
 done
 
-ROOTFS=${ROOTFS:-/var/tmp/sec-tracker-systemd-rootfs}
 WORK=$(mktemp -d /tmp/sec-tracker-test-systemd.XXXXXX)
 NSPAWN_PID=""
 passed=0 failed=0
@@ -55,19 +81,8 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 
-# ---- the root file system: Debian minbase with systemd, made once ----------------------------
-if [ ! -x "$ROOTFS/lib/systemd/systemd" ]; then
-  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?([[:space:]]|$)' | head -1 | tr -d '[:space:]')
-  suite=$(. /etc/os-release; echo "$VERSION_CODENAME")
-  echo "building $ROOTFS ($suite from ${mirror:-?}) ..."
-  mkdir -p "$ROOTFS"
-  debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,libcap2-bin,procps,passwd,util-linux,iproute2,ca-certificates \
-    "$suite" "$ROOTFS" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$WORK/debootstrap.log"; rm -rf "$ROOTFS"; exit 2; }
-  echo st-systemd-test >"$ROOTFS/etc/hostname"
-fi
+# ---- the root file system ---------------------------------------------------------------------
+build_rootfs || exit 2
 # What the container starts from: no sec-tracker of an earlier run.
 rm -rf "$ROOTFS"/etc/sec-tracker "$ROOTFS"/var/lib/sec-tracker "$ROOTFS"/usr/local/bin/{collectord,shipperd,sec-trackerctl} \
        "$ROOTFS"/etc/systemd/system/sec-tracker-* "$ROOTFS"/etc/systemd/system/multi-user.target.wants/sec-tracker-* \
